@@ -1,0 +1,1 @@
+"""Video sources: synthetic action and VOS videos, video files and frame folders, real sample clips."""
