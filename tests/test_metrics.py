@@ -1,0 +1,205 @@
+"""StaticDynamicBias and its functional twin against an independent two-pass numpy implementation."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lit_stbias.metrics import BiasResult, StaticDynamicBias, static_dynamic_bias
+from reference import correlated_pairs, reference_bias
+
+
+def _stream(z1, z2, factor, splits, **kwargs):
+    metric = StaticDynamicBias(z1.shape[1], **kwargs)
+    bounds = np.cumsum([0, *splits])
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        metric.update(torch.from_numpy(z1[lo:hi]), torch.from_numpy(z2[lo:hi]), torch.from_numpy(factor[lo:hi]))
+    return metric.compute()
+
+
+def _assert_matches(result: BiasResult, ref, rtol=1e-9, atol=1e-9):
+    assert result.layer_scores["dynamic"] == pytest.approx(ref["scores"][0], rel=rtol, abs=atol)
+    assert result.layer_scores["static"] == pytest.approx(ref["scores"][1], rel=rtol, abs=atol)
+    assert result.layer_scores["identical"] == 1.0
+    assert result.layer_dims == ref["dims"]
+    assert result.unit_counts == ref["counts"]
+    assert result.num_dead_units == ref["dead"]
+    np.testing.assert_allclose(result.unit_scores.double().numpy(), ref["unit"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed,n,c,splits", [
+    (0, 40, 16, [80]),
+    (1, 50, 7, [1, 2, 3, 94]),
+    (2, 33, 64, [10, 10, 10, 36]),
+    (3, 120, 3, [17] * 14 + [2]),
+])
+@pytest.mark.parametrize("layer_score", ["pooled", "unit_mean"])
+def test_streaming_metric_and_functional_match_two_pass_reference(seed, n, c, splits, layer_score):
+    rng = np.random.default_rng(seed)
+    z1, z2, factor = correlated_pairs(rng, n, c)
+    ref = reference_bias(z1, z2, factor, layer_score=layer_score)
+    _assert_matches(_stream(z1, z2, factor, splits, layer_score=layer_score), ref)
+    functional = static_dynamic_bias(torch.from_numpy(z1), torch.from_numpy(z2), torch.from_numpy(factor),
+                                     layer_score=layer_score)
+    _assert_matches(functional, ref)
+
+
+def test_pooled_and_unit_mean_forms_differ_when_unit_variances_differ():
+    rng = np.random.default_rng(5)
+    z1, z2, factor = correlated_pairs(rng, 200, 8)
+    z1[:, 0] *= 100  # one loud unit dominates the pooled ratio but counts once in the unit mean
+    z2[:, 0] *= 100
+    args = [torch.from_numpy(x) for x in (z1, z2, factor)]
+    pooled, unit_mean = static_dynamic_bias(*args), static_dynamic_bias(*args, layer_score="unit_mean")
+    assert abs(pooled.layer_scores["dynamic"] - unit_mean.layer_scores["dynamic"]) > 0.05
+
+
+def test_numerically_sound_for_large_mean_small_spread():
+    rng = np.random.default_rng(7)
+    z1, z2, factor = correlated_pairs(rng, 500, 12, loc=1e4, scale=1e-3)
+    ref_centered = reference_bias(z1 - 1e4, z2 - 1e4, factor)  # exact shift-invariant reference
+    result = _stream(z1, z2, factor, [37] * 27 + [1])
+    assert result.layer_scores["dynamic"] == pytest.approx(ref_centered["scores"][0], abs=1e-6)
+    assert result.layer_scores["static"] == pytest.approx(ref_centered["scores"][1], abs=1e-6)
+    np.testing.assert_allclose(result.unit_scores.double().numpy(), ref_centered["unit"], atol=1e-6)
+    assert result.num_dead_units == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_accepts_half_single_and_double(dtype):
+    rng = np.random.default_rng(11)
+    z1, z2, factor = correlated_pairs(rng, 64, 10)
+    t1, t2 = torch.from_numpy(z1).to(dtype), torch.from_numpy(z2).to(dtype)
+    ref = reference_bias(t1.double().numpy(), t2.double().numpy(), factor)  # same rounded inputs
+    metric = StaticDynamicBias(10)
+    metric.update(t1, t2, torch.from_numpy(factor))
+    _assert_matches(metric.compute(), ref)
+    assert metric.mean_a.dtype == torch.float64
+
+
+def test_dead_units_are_residual_and_counted_without_nan():
+    rng = np.random.default_rng(3)
+    z1, z2, factor = correlated_pairs(rng, 50, 6)
+    z1[:, 2] = z2[:, 2] = 0.0
+    z1[:, 4] = z2[:, 4] = 3.7  # constant, non-zero
+    result = _stream(z1, z2, factor, [30, 30, 40])
+    ref = reference_bias(z1, z2, factor)
+    assert result.num_dead_units == 2 == ref["dead"]
+    assert torch.isfinite(result.unit_scores).all()
+    assert result.unit_scores[:, [2, 4]].abs().sum() == 0
+    assert math.isfinite(result.layer_scores["dynamic"]) and math.isfinite(result.layer_scores["static"])
+    _assert_matches(result, ref)
+    sweep = result.unit_counts_at([-1.0])  # even at λ < 0, dead units never leave "residual"
+    assert sweep[-1.0]["residual"] == 2
+
+
+def test_every_unit_lands_in_exactly_one_class_and_sweep_matches_recompute():
+    rng = np.random.default_rng(4)
+    z1, z2, factor = correlated_pairs(rng, 80, 32)
+    args = [torch.from_numpy(x) for x in (z1, z2, factor)]
+    result = static_dynamic_bias(*args)
+    thresholds = [0.0, 0.25, 0.5, 0.75, 0.9]
+    sweep = result.unit_counts_at(thresholds)
+    for t in thresholds:
+        assert sum(sweep[t].values()) == 32
+        assert sweep[t] == static_dynamic_bias(*args, threshold=t).unit_counts
+        assert sweep[t] == reference_bias(z1, z2, factor, threshold=t)["counts"]
+    # more units pass a lower threshold
+    assert sweep[0.0]["residual"] <= sweep[0.9]["residual"]
+
+
+def test_planted_unit_classes_from_synthetic_features():
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    static_content, dynamic_content = torch.randn(n, generator=g), torch.randn(n, generator=g)
+    noise = lambda: 0.1 * torch.randn(n, generator=g)  # noqa: E731
+    # Views: anchor A, dynamic partner D (same dynamics, new static), static partner S (same static, new dynamics).
+    new_static, new_dynamic = torch.randn(n, generator=g), torch.randn(n, generator=g)
+
+    def units(stat, dyn):  # columns: static, dynamic, joint, residual
+        return torch.stack([stat + noise(), dyn + noise(), stat + dyn + noise(), torch.randn(n, generator=g)], 1)
+
+    a = units(static_content, dynamic_content)
+    d = units(new_static, dynamic_content)
+    s = units(static_content, new_dynamic)
+    z1, z2 = torch.cat([a, a]), torch.cat([d, s])
+    factor = torch.cat([torch.zeros(n), torch.ones(n)]).long()
+    result = static_dynamic_bias(z1, z2, factor)
+    scores = result.unit_scores
+    assert scores[0, 1] > 0.9 and scores[1, 1] < 0.2  # dynamic unit
+    assert scores[1, 0] > 0.9 and scores[0, 0] < 0.2  # static unit
+    assert abs(scores[0, 2] - 0.5) < 0.1 and abs(scores[1, 2] - 0.5) < 0.1  # half of each
+    assert scores[:, 3].abs().max() < 0.2  # noise
+
+
+def test_to_dict_is_json_ready_and_consistent():
+    rng = np.random.default_rng(8)
+    z1, z2, factor = correlated_pairs(rng, 40, 9)
+    result = static_dynamic_bias(*[torch.from_numpy(x) for x in (z1, z2, factor)])
+    d = json.loads(json.dumps(result.to_dict(thresholds=[0.3, 0.5], include_units=True)))
+    assert sum(d["layer_dims"].values()) == 9 == d["num_units"]
+    assert sum(d["unit_counts"].values()) == 9
+    assert sum(d["layer_percent"].values()) == pytest.approx(100.0)
+    assert d["num_pairs"] == {"dynamic": 40, "static": 40}
+    assert d["threshold_sweep"]["0.5"] == d["unit_counts"]
+    assert len(d["unit_scores"]["dynamic"]) == 9
+
+
+def test_reset_and_merge_state():
+    rng = np.random.default_rng(9)
+    z1, z2, factor = correlated_pairs(rng, 30, 5)
+    t = [torch.from_numpy(x) for x in (z1, z2, factor)]
+    left, right = StaticDynamicBias(5), StaticDynamicBias(5)
+    left.update(t[0][:25], t[1][:25], t[2][:25])
+    right.update(t[0][25:], t[1][25:], t[2][25:])
+    left.merge_state(right)
+    _assert_matches(left.compute(), reference_bias(z1, z2, factor))
+    left.reset()
+    assert left.num_pairs == {"dynamic": 0, "static": 0}
+
+
+def test_works_under_inference_mode():
+    rng = np.random.default_rng(10)
+    z1, z2, factor = correlated_pairs(rng, 20, 4)
+    metric = StaticDynamicBias(4)
+    with torch.inference_mode():
+        for i in range(0, 40, 8):
+            metric.update(torch.from_numpy(z1[i:i + 8]), torch.from_numpy(z2[i:i + 8]), torch.from_numpy(factor[i:i + 8]))
+    _assert_matches(metric.compute(), reference_bias(z1, z2, factor))
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda m, x: m.update(x, x[:, :3], torch.zeros(8).long()), "same shape"),
+    (lambda m, x: m.update(x[:, :, None], x[:, :, None], torch.zeros(8).long()), r"\(B, C\)"),
+    (lambda m, x: m.update(x[:, :3], x[:, :3], torch.zeros(8).long()), "expected 4 units"),
+    (lambda m, x: m.update(x, x.clone().index_fill_(1, torch.tensor([2]), float("nan")), torch.zeros(8).long()),
+     "non-finite"),
+    (lambda m, x: m.update(x, x * float("inf"), torch.zeros(8).long()), "non-finite"),
+    (lambda m, x: m.update(x, x, torch.full((8,), 2)), "0 \\(dynamic pair\\) or 1"),
+    (lambda m, x: m.update(x, x, torch.zeros(5).long()), "shape \\(8,\\)"),
+    (lambda m, x: m.update(x, x, torch.zeros(8)), "integer tensor"),
+    (lambda m, x: m.update(x.long(), x.long(), torch.zeros(8).long()), "floating point"),
+])
+def test_bad_input_raises_named_value_error(bad, match):
+    metric = StaticDynamicBias(4)
+    x = torch.randn(8, 4)
+    with pytest.raises(ValueError, match=match):
+        bad(metric, x)
+
+
+def test_compute_needs_two_pairs_of_each_factor():
+    metric = StaticDynamicBias(3)
+    x = torch.randn(5, 3)
+    metric.update(x, x, torch.tensor([0, 0, 0, 0, 1]))
+    with pytest.raises(ValueError, match="at least 2 static pairs"):
+        metric.compute()
+    metric.update(x[:1], x[:1], torch.tensor([1]))
+    assert metric.compute().num_pairs == {"dynamic": 4, "static": 2}
+
+
+def test_constructor_validation():
+    with pytest.raises(ValueError, match="num_units"):
+        StaticDynamicBias(0)
+    with pytest.raises(ValueError, match="layer_score"):
+        StaticDynamicBias(3, layer_score="sum")
