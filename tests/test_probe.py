@@ -159,3 +159,22 @@ def test_missing_view_and_empty_probe_errors():
         probe.update({"anchor": torch.rand(2, 3, 4, 4), "dynamic": torch.rand(2, 3, 4, 4)})
     with pytest.raises(ValueError, match="no pairs yet"):
         probe.compute()
+
+
+def test_amp_forward_keeps_metric_in_float64():
+    model = nn.Sequential(nn.Conv3d(3, 4, 1), nn.ReLU())
+    g = torch.Generator().manual_seed(3)
+    probe, reference = BiasProbe(model, taps=["1"], amp=True), BiasProbe(model, taps=["1"])
+    for _ in range(2):
+        views = {k: torch.rand(4, 3, 2, 4, 4, generator=g) for k in ("anchor", "dynamic", "static")}
+        probe.update(views)
+        reference.update(views)
+    assert probe.features(views["anchor"])["1"].dtype == torch.bfloat16
+    assert probe.metrics["1"].mean_a.dtype == torch.float64
+    amp, full = probe.compute()["1"], reference.compute()["1"]
+    assert amp.layer_scores["dynamic"] == pytest.approx(full.layer_scores["dynamic"], abs=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a metric updated inside autocast stays exact
+        metric = StaticDynamicBias(3)
+        x = torch.randn(6, 3, dtype=torch.float64) * 1e-3 + 1e4
+        metric.update(x, x.flip(0), torch.tensor([0, 0, 0, 1, 1, 1]))
+    assert metric.mean_a.dtype == torch.float64 and metric.compute().num_dead_units == 0

@@ -81,8 +81,11 @@ class StaticDynamicBias(Metric):
     def update(self, z1: Tensor, z2: Tensor, factor: Tensor | int) -> None:
         """Add a batch of pairs: ``z1``, ``z2`` (B, C) pooled features, ``factor`` (B,) 0 = dynamic, 1 = static."""
         factor = check_pairs(z1, z2, factor, self.num_units)
-        batch = batch_moments(z1.to(self.n.device), z2.to(self.n.device), factor.to(self.n.device))
-        self._store(merge_moments(self._moments(), batch))
+        device = self.n.device
+        # float64 all the way, even when called inside an autocast region (mixed-precision training).
+        with torch.autocast(device.type, enabled=False):
+            batch = batch_moments(z1.to(device), z2.to(device), factor.to(device))
+            self._store(merge_moments(self._moments(), batch))
 
     def compute(self) -> BiasResult:
         return bias_from_moments(self._moments(), threshold=self.threshold, layer_score=self.layer_score)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +47,9 @@ class BiasProbe:
         taps: tap names (declared names or dotted submodule names), a mapping name -> Tap/module, or None
             for every declared tap.
         threshold, layer_score: passed to each :class:`StaticDynamicBias`.
-        amp: run the forward passes under ``torch.autocast`` (bfloat16 on CPU, float16 on CUDA).
+        amp: run the forward passes under ``torch.autocast`` (bfloat16 on CPU, float16 on CUDA), or pass
+            ``autocast``, a callable returning a context manager (e.g. Lightning Fabric's ``fabric.autocast``).
+            The metric itself always accumulates in float64 outside autocast.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class BiasProbe:
         threshold: float = 0.5,
         layer_score: str = "pooled",
         amp: bool = False,
+        autocast: Callable[[], ContextManager] | None = None,
     ) -> None:
         self.model = model
         self.taps = taps
@@ -64,6 +67,7 @@ class BiasProbe:
         self.threshold = threshold
         self.layer_score = layer_score
         self.amp = amp
+        self.autocast = autocast
         self.metrics: dict[str, StaticDynamicBias] = {}
 
     @property
@@ -71,7 +75,9 @@ class BiasProbe:
         param = next(self.model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
-    def _autocast(self):
+    def _autocast(self) -> ContextManager:
+        if self.autocast is not None:
+            return self.autocast()
         if not self.amp:
             return contextlib.nullcontext()
         device_type = self.device.type
