@@ -1,1 +1,44 @@
-"""Video sources: synthetic action and VOS videos, video files and frame folders, real sample clips."""
+"""Video sources: synthetic action and VOS videos, video files and frame folders, pre-stylized folders, DAVIS-like
+folders and the real sample clips; ``from_spec`` turns a ``--data`` string into one of them.
+
+Every video is a float tensor in [0, 1] shaped (C, T, H, W). See docs/data.md for item formats and layouts.
+"""
+from lit_stbias.data.davis import DavisLike, farneback_flow, read_flow_file
+from lit_stbias.data.folders import PrestylizedVideos, SampleVideos, VideoFolder, find_videos
+from lit_stbias.data.spec import SPEC_FORMS, from_spec
+from lit_stbias.data.synthetic import MOTIONS, TASKS, SyntheticVideos, time_reversed_label
+from lit_stbias.data.video_io import (
+    VideoReadError,
+    probe_video,
+    read_frames,
+    read_video,
+    sample_indices,
+    sample_video_paths,
+    write_video,
+)
+from lit_stbias.data.vos import SyntheticVOS, VOSFrames
+
+__all__ = [
+    "DavisLike",
+    "MOTIONS",
+    "PrestylizedVideos",
+    "SPEC_FORMS",
+    "SampleVideos",
+    "SyntheticVOS",
+    "SyntheticVideos",
+    "TASKS",
+    "VOSFrames",
+    "VideoFolder",
+    "VideoReadError",
+    "farneback_flow",
+    "find_videos",
+    "from_spec",
+    "probe_video",
+    "read_flow_file",
+    "read_frames",
+    "read_video",
+    "sample_indices",
+    "sample_video_paths",
+    "time_reversed_label",
+    "write_video",
+]
