@@ -1,0 +1,182 @@
+"""Pair datasets over any video source, and a loader that splits them across DDP ranks without padding.
+
+Every item's randomness (style pair, frame order, flow jitter) comes from a generator seeded by
+``(seed, index)`` alone, so item i is the same in any order, in any worker, on any rank: a run measured on one
+GPU and on eight sees exactly the same pairs.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data._utils.collate import default_collate
+
+from lit_stbias.pairs.flow import flow_to_rgb
+from lit_stbias.pairs.views import make_action_views, make_vos_views, random_style_pair, views_from_styled
+
+
+#: source keys copied into pair items when present (what reports need to name and score a video)
+PASSTHROUGH_KEYS = ("label", "video_id")
+_U64 = (1 << 64) - 1
+
+
+def item_generator(seed: int, index: int) -> torch.Generator:
+    """A CPU generator seeded from (seed, index) only, well mixed so neighbouring items are unrelated.
+
+    Any integers work, negative ones included (e.g. ``index=-1`` for a draw that belongs to no item)."""
+    words = [int(v) & _U64 for v in (seed, index)]  # SeedSequence takes non-negative entropy only
+    state = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _style_pool(styles: Sequence[str] | None, owner: str) -> list[str] | None:
+    """Distinct style names, in order; names are checked when used, because pre-stylized sources bring their
+    own (e.g. ``style_1``) that the registry does not know."""
+    if styles is None:
+        return None
+    if isinstance(styles, str):
+        raise ValueError(f"{owner} styles must be a sequence of names, not the single string {styles!r}.")
+    pool = list(dict.fromkeys(styles))
+    if len(pool) < 2:
+        raise ValueError(f"{owner} needs at least 2 distinct styles; got {list(styles)}.")
+    return pool
+
+
+def _metadata(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: item[k] for k in PASSTHROUGH_KEYS if k in item}
+
+
+def _require(item: Any, keys: Sequence[str], source: str) -> Mapping[str, Any]:
+    if not isinstance(item, Mapping) or not any(k in item for k in keys):
+        got = list(item) if isinstance(item, Mapping) else type(item).__name__
+        raise ValueError(f"{source} items must be dicts with {' or '.join(map(repr, keys))}; got {got}.")
+    return item
+
+
+class ActionPairs(Dataset):
+    """Anchor / dynamic / static views of every video of ``source`` (see :func:`make_action_views`).
+
+    ``source`` is a map-style dataset of dicts holding ``"video"`` (C, T, H, W) in [0, 1], or ``"styled"``
+    ({style name: video}, pre-stylized, e.g. ``lit_stbias.data.PrestylizedVideos``): then two distinct styles
+    of the item's own are picked and nothing is stylized here. ``styles`` restricts the styles drawn from.
+    ``pathways`` (optional) turns a video into a list of pathway tensors (SlowFast) before views are made.
+
+    Item i: ``{"anchor", "dynamic", "static", "index": i, "styles": (a, b)}`` plus ``"label"`` and
+    ``"video_id"`` when the source has them.
+    """
+
+    def __init__(
+        self,
+        source: Dataset,
+        styles: Sequence[str] | None = None,
+        seed: int = 0,
+        pathways: Callable[[Tensor], list[Tensor]] | None = None,
+    ) -> None:
+        self.source = source
+        self.styles = _style_pool(styles, "ActionPairs")
+        self.seed = seed
+        self.pathways = pathways
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _split(self, video: Tensor) -> Any:
+        return self.pathways(video) if self.pathways is not None else video
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = _require(self.source[index], ("video", "styled"), "ActionPairs source")
+        generator = item_generator(self.seed, index)
+        if "styled" in item:
+            styled = item["styled"]
+            offered = [s for s in styled if self.styles is None or s in self.styles]
+            if len(offered) < 2:
+                raise ValueError(
+                    f"pre-stylized item {index} offers styles {list(styled)}; at least 2 distinct ones are needed"
+                    + (f" among {self.styles}." if self.styles is not None else ".")
+                )
+            a, b = random_style_pair(generator, offered)
+            views = views_from_styled(self._split(styled[a]), self._split(styled[b]), generator)
+        else:
+            a, b = random_style_pair(generator, self.styles)
+            views = make_action_views(self._split(item["video"]), (a, b), generator)
+        return {**views, "index": index, "styles": (a, b), **_metadata(item)}
+
+
+class VOSPairs(Dataset):
+    """Anchor / dynamic / static (rgb, flow image) views of every frame of ``source`` (see :func:`make_vos_views`).
+
+    ``source`` items are dicts with ``"frame"`` (3, H, W) in [0, 1] and ``"flow"`` (2, H, W) raw flow in
+    pixels, colour-coded here with :func:`flow_to_rgb` (per-image max normalisation). Item i:
+    ``{"anchor", "dynamic", "static", "index": i, "styles": (a, b)}`` (+ ``"label"``, ``"video_id"`` if present).
+    """
+
+    def __init__(self, source: Dataset, styles: Sequence[str] | None = None, seed: int = 0) -> None:
+        self.source = source
+        self.styles = _style_pool(styles, "VOSPairs")
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = _require(self.source[index], ("frame",), "VOSPairs source")
+        if "flow" not in item:
+            raise ValueError(f"VOSPairs source item {index} has no 'flow' (raw (2, H, W) flow in pixels).")
+        generator = item_generator(self.seed, index)
+        styles = random_style_pair(generator, self.styles)
+        views = make_vos_views(item["frame"], flow_to_rgb(item["flow"]), styles, generator)
+        return {**views, "index": index, "styles": styles, **_metadata(item)}
+
+
+def collate_pairs(batch: list[Any]) -> Any:
+    """Collate pair items, keeping container types: tuples of tensors stay tuples (a VOS view becomes
+    (rgb_batch, flow_batch)), lists of pathways stay lists, and ``styles`` stays one (a, b) tuple per item.
+
+    torch's ``default_collate`` turns every tuple into a list, which would make the probe pass a VOS view as
+    one argument instead of unpacking it into the model's two inputs.
+    """
+    elem = batch[0]
+    if isinstance(elem, Mapping):
+        return {k: list(d[k] for d in batch) if k == "styles" else collate_pairs([d[k] for d in batch]) for k in elem}
+    if isinstance(elem, tuple) and not hasattr(elem, "_fields"):
+        return tuple(collate_pairs(list(group)) for group in zip(*batch))
+    if isinstance(elem, list):
+        return [collate_pairs(list(group)) for group in zip(*batch)]
+    return default_collate(batch)
+
+
+def _default_rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def pair_loader(
+    pairs: Dataset,
+    batch_size: int,
+    num_workers: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    **loader_kwargs: Any,
+) -> DataLoader:
+    """A DataLoader over this rank's share of ``pairs``: indices rank, rank + world_size, ... in order.
+
+    Unlike ``DistributedSampler`` nothing is padded, so across ranks every pair is seen exactly once (shares
+    may differ in length by one) and a metric synced over ranks counts no video twice. ``rank`` and
+    ``world_size`` default to torch.distributed's when it is initialized, else 0 and 1. Batches are collated
+    with :func:`collate_pairs`; extra keyword arguments go to the DataLoader.
+    """
+    default_rank, default_world = _default_rank_world()
+    rank = default_rank if rank is None else rank
+    world_size = default_world if world_size is None else world_size
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}.")
+    share = Subset(pairs, range(rank, len(pairs), world_size))
+    loader_kwargs.setdefault("collate_fn", collate_pairs)
+    return DataLoader(share, batch_size=batch_size, shuffle=False, num_workers=num_workers, **loader_kwargs)
+
+
+__all__ = ["PASSTHROUGH_KEYS", "ActionPairs", "VOSPairs", "collate_pairs", "item_generator", "pair_loader"]

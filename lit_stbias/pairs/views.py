@@ -1,0 +1,175 @@
+"""The three views of one video (or one VOS frame) that give a dynamic pair and a static pair.
+
+Action recognition (videos):
+
+* ``anchor``  = the clip in style a;
+* ``dynamic`` = the clip in style b: the same motion, another appearance (the anchor's *dynamic* partner);
+* ``static``  = the anchor with its frames shuffled: the same appearance, motion destroyed (*static* partner).
+
+Two-stream VOS (an RGB frame and the colour-coded flow image):
+
+* ``anchor``  = (frame in style a, flow image);
+* ``dynamic`` = (frame in style b, same flow image);
+* ``static``  = (frame in style a, flow image with hue and saturation jittered): same appearance, other motion.
+
+All randomness comes from an optional ``torch.Generator`` so datasets can make every pair reproducible.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor
+
+from lit_stbias.pairs.styles import available_styles, get_style
+from lit_stbias.pairs.stylize import check_image, check_video, stylize, stylize_image
+
+Video = Union[Tensor, Sequence[Tensor]]  # one tensor, or a list of pathway tensors (SlowFast: [slow, fast])
+
+#: ranges of the static VOS partner's flow-image jitter, as torchvision's ColorJitter(hue=..., saturation=...)
+HUE_SHIFT = (0.1, 0.5)
+SATURATION_SCALE = (0.1, 1.0)
+
+
+def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+def random_style_pair(generator: torch.Generator | None = None, styles: Sequence[str] | None = None) -> tuple[str, str]:
+    """Two distinct style names drawn uniformly from ``styles`` (default: every registered style).
+
+    As in the paper, each video gets its own random pair; the first is the anchor's style."""
+    pool = list(dict.fromkeys(available_styles() if styles is None else styles))
+    if len(pool) < 2:
+        raise ValueError(f"a style pair needs at least 2 distinct styles; got {pool}.")
+    first, second = torch.randperm(len(pool), generator=generator)[:2].tolist()
+    return pool[first], pool[second]
+
+
+def _check_pair(styles: Sequence[str]) -> tuple[str, str]:
+    if isinstance(styles, str) or len(styles) != 2:
+        raise ValueError(f"styles must be a pair (a, b) of style names; got {styles!r}.")
+    a, b = styles
+    get_style(a), get_style(b)
+    if a == b:
+        raise ValueError(f"the two styles must differ (a dynamic pair must change appearance); got {a!r} twice.")
+    return a, b
+
+
+def shuffle_permutation(num_frames: int, generator: torch.Generator | None = None) -> Tensor:
+    """A random order of ``num_frames`` frames that moves at least half of them (so temporal order is really
+    destroyed, not a near-identity). Drawn by rejection from uniform permutations, which succeeds within a
+    few draws; a cyclic shift by a random offset is the fallback."""
+    if num_frames < 2:
+        raise ValueError(f"shuffling frames needs at least 2 frames; got {num_frames}.")
+    need = -(-num_frames // 2)
+    for _ in range(100):
+        perm = torch.randperm(num_frames, generator=generator)
+        if int((perm != torch.arange(num_frames)).sum()) >= need:
+            return perm
+    shift = 1 + int(torch.randint(num_frames - 1, (), generator=generator))
+    return torch.roll(torch.arange(num_frames), shift)
+
+
+def shuffle_frames(video: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``video`` (C, T, H, W) or (B, C, T, H, W) with frames reordered by :func:`shuffle_permutation`; each
+    video of a batch gets its own order."""
+    if video.ndim == 4:
+        return video[:, shuffle_permutation(video.shape[1], generator).to(video.device)]
+    return torch.stack([clip[:, shuffle_permutation(clip.shape[1], generator).to(video.device)] for clip in video])
+
+
+def make_action_views(
+    video: Video, styles: Sequence[str] | None = None, generator: torch.Generator | None = None
+) -> dict[str, Video]:
+    """The anchor, dynamic and static views of a video (see the module docstring).
+
+    ``video`` is (C, T, H, W), (B, C, T, H, W), or a list of such pathway tensors (SlowFast's [slow, fast]): then
+    each view is a list too, every pathway stylized, and each pathway shuffled with its own permutation.
+    ``styles`` defaults to a :func:`random_style_pair` drawn from ``generator``.
+    """
+    _check_videos(video)
+    a, b = _check_pair(random_style_pair(generator) if styles is None else styles)
+    restyle = (lambda v, s: stylize(v, s)) if isinstance(video, Tensor) else (lambda v, s: [stylize(p, s) for p in v])
+    return views_from_styled(restyle(video, a), restyle(video, b), generator)
+
+
+def views_from_styled(anchor: Video, dynamic: Video, generator: torch.Generator | None = None) -> dict[str, Video]:
+    """Views from a clip already rendered in two styles (pre-stylized datasets): the static view is the anchor
+    shuffled, each pathway of a list on its own."""
+    _check_videos(anchor, "anchor")
+    _check_videos(dynamic, "dynamic")
+    if isinstance(anchor, Tensor):
+        static: Video = shuffle_frames(anchor, generator)
+    else:
+        static = [shuffle_frames(p, generator) for p in anchor]
+    return {"anchor": anchor, "dynamic": dynamic, "static": static}
+
+
+def _check_videos(video: Video, what: str = "video") -> None:
+    """A video tensor or a non-empty list of pathway tensors, each (C, T, H, W) / (B, C, T, H, W) in [0, 1] with
+    at least 2 frames to shuffle."""
+    if isinstance(video, Tensor):
+        pathways = {what: video}
+    elif isinstance(video, (list, tuple)) and video and all(isinstance(v, Tensor) for v in video):
+        pathways = {f"{what} pathway {i}": v for i, v in enumerate(video)}
+    else:
+        raise ValueError(
+            f"{what} must be a tensor (C, T, H, W) / (B, C, T, H, W) or a non-empty list of pathway tensors."
+        )
+    for name, p in pathways.items():
+        check_video(p, name)
+        if p.shape[-3] < 2:
+            raise ValueError(
+                f"the static view shuffles frames, so {name} needs >= 2 frames; got shape {tuple(p.shape)}."
+            )
+
+
+def jitter_flow_image(flow_rgb: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Shift the hue of a flow image by U(0.1, 0.5) of a turn and scale its saturation by U(0.1, 1.0), with
+    torchvision's ``adjust_hue`` / ``adjust_saturation`` (ColorJitter's operations, hue first). Directions
+    change colour and magnitudes fade, so the motion the image encodes changes while the frame does not.
+    Each image of a batch gets its own factors."""
+    from torchvision.transforms.v2 import functional as TF  # here: torchvision's import takes seconds
+
+    check_image(flow_rgb, "flow image")
+    if flow_rgb.ndim == 4:
+        return torch.stack([jitter_flow_image(img, generator) for img in flow_rgb])
+    hue = _uniform(*HUE_SHIFT, generator)
+    saturation = _uniform(*SATURATION_SCALE, generator)
+    return TF.adjust_saturation(TF.adjust_hue(flow_rgb, hue), saturation).clamp(0, 1)
+
+
+def make_vos_views(
+    frame: Tensor, flow: Tensor, styles: Sequence[str] | None = None, generator: torch.Generator | None = None
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """The anchor, dynamic and static (rgb, flow image) views of a VOS frame (see the module docstring).
+
+    ``frame`` is an RGB image (3, H, W) or batch (B, 3, H, W) in [0, 1], stylized with :func:`stylize_image`;
+    ``flow`` is its flow *image* from :func:`~lit_stbias.pairs.flow.flow_to_rgb`, same layout.
+    ``styles`` defaults to a :func:`random_style_pair` drawn from ``generator``.
+    """
+    check_image(frame, "frame")
+    check_image(flow, "flow image (use flow_to_rgb on raw (2, H, W) flow)")
+    if frame.shape[:-3] != flow.shape[:-3] or frame.shape[-2:] != flow.shape[-2:]:
+        raise ValueError(f"frame {tuple(frame.shape)} and flow image {tuple(flow.shape)} must match in batch and size.")
+    a, b = _check_pair(random_style_pair(generator) if styles is None else styles)
+    anchor = stylize_image(frame, a)
+    return {
+        "anchor": (anchor, flow),
+        "dynamic": (stylize_image(frame, b), flow),
+        "static": (anchor, jitter_flow_image(flow, generator)),
+    }
+
+
+__all__ = [
+    "HUE_SHIFT",
+    "SATURATION_SCALE",
+    "jitter_flow_image",
+    "make_action_views",
+    "make_vos_views",
+    "random_style_pair",
+    "shuffle_frames",
+    "shuffle_permutation",
+    "views_from_styled",
+]
