@@ -3,7 +3,8 @@ folders and the real sample clips; ``from_spec`` turns a ``--data`` string into 
 
 Every video is a float tensor in [0, 1] shaped (C, T, H, W). See docs/data.md for item formats and layouts.
 """
-from lit_stbias.data.davis import DavisLike, farneback_flow, read_flow_file
+from lit_stbias.data.davis import DavisLike, read_flow_file
+from lit_stbias.data.flow import farneback_flow
 from lit_stbias.data.folders import PrestylizedVideos, SampleVideos, VideoFolder, find_videos
 from lit_stbias.data.spec import SPEC_FORMS, from_spec
 from lit_stbias.data.synthetic import MOTIONS, TASKS, SyntheticVideos, time_reversed_label

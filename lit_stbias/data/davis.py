@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lit_stbias.data.folders import _SkipLog
+from lit_stbias.data.flow import farneback_flow
 from lit_stbias.data.video_io import VideoReadError, fit_frame, frame_files, natural_key, read_image
 
 DAVIS_LAYOUT = """expected a DAVIS-like folder, e.g.
@@ -69,13 +70,6 @@ def fit_flow(flow: np.ndarray, size: int | tuple[int, int] | None) -> np.ndarray
     else:
         sy, sx = size[0] / h, size[1] / w
     return np.ascontiguousarray(fitted.transpose(2, 0, 1) * np.array([sx, sy], np.float32)[:, None, None])
-
-
-def farneback_flow(frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
-    """Dense forward flow (2, H, W) float32 between two uint8 RGB frames (OpenCV Farneback, common settings)."""
-    g0, g1 = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (frame0, frame1))
-    flow = cv2.calcOpticalFlowFarneback(g0, g1, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    return np.ascontiguousarray(flow.transpose(2, 0, 1))
 
 
 def _size_tag(size: int | tuple[int, int] | None) -> str:

@@ -11,24 +11,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lit_stbias.data.flow import farneback_flow as _farneback
 from lit_stbias.pairs.stylize import check_range, check_video
 
-#: OpenCV Farneback parameters (pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags): the common
-#: defaults of OpenCV's own samples; 4 levels cover displacements of ~15 % of a 112-224 px frame.
-FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=4, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
 
-def _gray_uint8(frame: Tensor) -> np.ndarray:
-    """(3, H, W) or (1, H, W) or (H, W) float in [0, 1] -> (H, W) uint8 grey, as OpenCV's RGB2GRAY."""
-    import cv2
-
+def _uint8(frame: Tensor) -> np.ndarray:
+    """(3, H, W) or (1, H, W) or (H, W) float in [0, 1] -> (H, W, 3) or (H, W) uint8, as OpenCV takes it."""
     if frame.ndim == 2:
         frame = frame.unsqueeze(0)
     if frame.ndim != 3 or frame.shape[0] not in (1, 3):
         raise ValueError(f"a frame must be (3, H, W), (1, H, W) or (H, W); got {tuple(frame.shape)}.")
     check_range(frame, "frame")
     array = (frame.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return cv2.cvtColor(array, cv2.COLOR_RGB2GRAY) if array.shape[2] == 3 else array[..., 0]
+    return np.ascontiguousarray(array if array.shape[2] == 3 else array[..., 0])
 
 
 def farneback_flow(frame0: Tensor, frame1: Tensor) -> Tensor:
@@ -37,12 +33,9 @@ def farneback_flow(frame0: Tensor, frame1: Tensor) -> Tensor:
     Frames are (3, H, W) RGB (or (1, H, W) / (H, W) grey) floats in [0, 1]; computed on the CPU, returned as
     float32 on the frames' device.
     """
-    import cv2
-
     if frame0.shape != frame1.shape:
         raise ValueError(f"frames differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}.")
-    flow = cv2.calcOpticalFlowFarneback(_gray_uint8(frame0), _gray_uint8(frame1), None, **FARNEBACK_PARAMS)
-    return torch.from_numpy(flow).permute(2, 0, 1).contiguous().to(frame0.device)
+    return torch.from_numpy(_farneback(_uint8(frame0), _uint8(frame1))).to(frame0.device)
 
 
 def video_flow(video: Tensor) -> Tensor:
@@ -83,4 +76,4 @@ def flow_to_rgb(flow: Tensor, max_magnitude: float | None = None) -> Tensor:
     return hsv_to_rgb(hsv).clamp(0, 1)
 
 
-__all__ = ["FARNEBACK_PARAMS", "farneback_flow", "flow_to_rgb", "video_flow"]
+__all__ = ["farneback_flow", "flow_to_rgb", "video_flow"]
