@@ -17,7 +17,6 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
