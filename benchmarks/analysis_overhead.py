@@ -1,0 +1,112 @@
+"""Analysis overhead: wall time of an analysis divided by the bare forward passes it needs, in the same run.
+
+    python benchmarks/analysis_overhead.py --preset tiny --num-pairs 64
+    python benchmarks/analysis_overhead.py --preset full --num-pairs 16 --frames 8 --size 112
+    python benchmarks/analysis_overhead.py --memory 1000,10000     # peak RSS against the number of pairs
+
+The analysis is `lit_stbias.analysis.measure` (what `analyze.py` runs after its checks). The bare forward
+passes are the model alone, without hooks, on the very same (already made) views, three per video. The
+breakdown times each stage on its own: making the clips, making the views (styles, shuffles), normalising,
+the hooked forward passes plus metric updates.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lit_stbias.analysis import AnalysisConfig, load_model, make_pairs, measure, normalizer  # noqa: E402
+from lit_stbias.pairs import collate_pairs  # noqa: E402
+from lit_stbias.probe import BiasProbe  # noqa: E402
+
+VIEWS = ("anchor", "dynamic", "static")
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def overhead(args) -> dict:
+    config = AnalysisConfig(data=args.data, model=args.model, preset=args.preset, num_pairs=args.num_pairs,
+                            batch_size=args.batch_size, num_workers=args.num_workers, num_frames=args.frames,
+                            size=args.size)
+    model, info = load_model(config)
+    torch.set_num_threads(args.threads)
+    pairs = make_pairs(config, model, info["task"], seed=0)
+    pairs[0]  # warm caches (bundled images) outside the timings
+    with torch.inference_mode():
+        model(normalizer(model)(collate_pairs([pairs[0]])["anchor"]))  # warm-up forward
+
+    _, analysis = timed(lambda: measure(config, model, info["task"], progress=False))
+
+    # The same work stage by stage, single process.
+    _, t_clips = timed(lambda: [pairs.source[i] for i in range(len(pairs))])
+    items, t_items = timed(lambda: [pairs[i] for i in range(len(pairs))])
+    batches = [collate_pairs(items[i:i + config.batch_size]) for i in range(0, len(items), config.batch_size)]
+    prepare = normalizer(model)
+    inputs, t_norm = timed(lambda: [{k: prepare(b[k]) for k in VIEWS} for b in batches])
+
+    def bare():
+        with torch.inference_mode():
+            for b in inputs:
+                for k in VIEWS:
+                    model(b[k])
+
+    _, t_forward = timed(bare)
+    probe = BiasProbe(model, config.layers)
+    _, t_probe = timed(lambda: [probe.update(b) for b in inputs])
+    return {
+        "model": f"{args.model} ({args.preset})", "clip": f"{model.input_spec.num_frames}x{model.input_spec.size}",
+        "pairs": args.num_pairs, "workers": args.num_workers, "threads": args.threads,
+        "analysis_s": analysis, "bare_forward_s": t_forward, "ratio": analysis / t_forward,
+        "clips_s": t_clips, "views_s": t_items - t_clips, "normalise_s": t_norm,
+        "hooked_forward_and_metric_s": t_probe, "hooks_and_metric_s": t_probe - t_forward,
+    }
+
+
+def peak_rss(num_pairs: int, args) -> float:
+    """Peak RSS (MiB) of a fresh process running the analysis on ``num_pairs`` pairs."""
+    code = (
+        "import resource, sys; sys.path.insert(0, %r)\n"
+        "from lit_stbias.analysis import AnalysisConfig, load_model, measure\n"
+        "c = AnalysisConfig(data=%r, model=%r, preset=%r, num_pairs=%d, batch_size=%d)\n"
+        "m, info = load_model(c); measure(c, m, info['task'], progress=False)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    ) % (str(Path(__file__).resolve().parents[1]), args.data, args.model, args.preset, num_pairs, args.batch_size)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="slow")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--data", default="synthetic:motion")
+    p.add_argument("--num-pairs", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--num-workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--frames", type=int)
+    p.add_argument("--size", type=int)
+    p.add_argument("--memory", help="comma-separated pair counts: report peak RSS of each instead")
+    args = p.parse_args()
+    if args.memory:
+        for n in (int(x) for x in args.memory.split(",")):
+            print(json.dumps({"pairs": n, "peak_rss_mib": round(peak_rss(n, args), 1)}), flush=True)
+        return
+    result = overhead(args)
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Load weights into zoo models from the files people actually have, and refuse partial loads.
+
+Accepted sources (a path or an already loaded dict):
+
+- pytorchvideo model-zoo checkpoints (``{"model_state": ...}``, keys already match the zoo's modules);
+- PySlowFast model-zoo checkpoints of the ResNet family (``s1.pathway0_stem...``, renamed here);
+- the TimeSformer release (``model.`` prefix, stripped);
+- Lightning checkpoints of this project (``{"state_dict": ...}``, keys ``model.*``);
+- plain state dicts, also saved from DDP (``module.`` prefix).
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+WRAPPER_PREFIXES = ("module.", "model.")
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Keys the model has but the checkpoint lacks, and keys the checkpoint has but the model lacks."""
+
+    missing: list[str]
+    unexpected: list[str]
+
+
+def _read(source: str | os.PathLike | Mapping[str, Any], weights_only: bool) -> Mapping[str, Any]:
+    if isinstance(source, Mapping):
+        return source
+    # weights_only: a checkpoint file must not be able to run code when it is opened
+    return torch.load(source, map_location="cpu", weights_only=weights_only)
+
+
+def _unwrap(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The network's state dict inside a training checkpoint."""
+    if "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], Mapping):  # Lightning
+        state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+        if not state:
+            raise ValueError(
+                "Lightning checkpoint holds no 'model.*' weights; this project's LightningModules keep the "
+                "network as self.model."
+            )
+        return state
+    for key in ("model_state", "model"):  # pytorchvideo / PySlowFast / TimeSformer releases
+        if key in checkpoint and isinstance(checkpoint[key], Mapping):
+            return dict(checkpoint[key])
+    return dict(checkpoint)
+
+
+def _strip_wrappers(state: dict[str, Tensor], model_keys: set[str]) -> dict[str, Tensor]:
+    """Drop a prefix that every checkpoint key carries but the model's keys do not (DDP, wrapper modules)."""
+    for prefix in WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in model_keys):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+# PySlowFast ResNet block names -> pytorchvideo's
+_BLOCK_RENAMES = {
+    "branch1": "branch1_conv", "branch1_bn": "branch1_norm",
+    "branch2.a": "branch2.conv_a", "branch2.a_bn": "branch2.norm_a",
+    "branch2.b": "branch2.conv_b", "branch2.b_bn": "branch2.norm_b",
+    "branch2.c": "branch2.conv_c", "branch2.c_bn": "branch2.norm_c",
+}
+_STEM_RENAMES = {"conv": "conv", "bn": "norm"}
+_FUSE_RENAMES = {"conv_f2s": "conv_fast_to_slow", "bn": "norm"}
+_PYSLOWFAST_KEY = re.compile(r"^s(\d)\.pathway(\d)_(stem|res(\d+))\.(.+)\.(\w+)$")
+_PYSLOWFAST_FUSE = re.compile(r"^s(\d)_fuse\.(\w+)\.(\w+)$")
+
+
+def is_pyslowfast(state: Mapping[str, Any]) -> bool:
+    return any(_PYSLOWFAST_KEY.match(k) for k in state)
+
+
+def from_pyslowfast(state: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """Rename a PySlowFast ResNet/SlowFast state dict to the zoo model's keys.
+
+    Stages are located through the model's taps (``stageK``, or ``slow.stageK`` / ``fast.stageK``), so C2D
+    and I3D's extra pooling block needs no special case. Keys that match no rule are kept as they are and
+    show up as unexpected.
+    """
+    taps = getattr(model, "taps", {})
+
+    def stage(k: int, pathway: int) -> str:
+        name = f"stage{k}" if f"stage{k}" in taps else f"{('slow', 'fast')[pathway]}.stage{k}"
+        if name not in taps:
+            raise ValueError(f"{type(model).__name__} has no tap {name!r}; cannot place PySlowFast stage s{k}.")
+        return taps[name].module
+
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    renamed = {}
+    for key, value in state.items():
+        new = key
+        if match := _PYSLOWFAST_KEY.match(key):
+            k, pathway, part, block, layer, param = match.groups()
+            renames = _STEM_RENAMES if part == "stem" else _BLOCK_RENAMES
+            if layer in renames:
+                where = stage(int(k), int(pathway)) + ("" if part == "stem" else f".res_blocks.{block}")
+                new = f"{where}.{renames[layer]}.{param}"
+        elif (match := _PYSLOWFAST_FUSE.match(key)) and match.group(2) in _FUSE_RENAMES:
+            k, layer, param = match.groups()
+            block = stage(int(k), 0).rsplit(".multipathway_blocks", 1)[0]
+            new = f"{block}.multipathway_fusion.{_FUSE_RENAMES[layer]}.{param}"
+        elif key.startswith("head.projection.") and linears:
+            new = f"{linears[-1]}.{key.rsplit('.', 1)[1]}"
+        renamed[new] = value
+    return renamed
+
+
+def _listing(title: str, keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit]) + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+    return f"{title} ({len(keys)}): {shown}"
+
+
+def load_weights(
+    model: nn.Module,
+    source: str | os.PathLike | Mapping[str, Any],
+    strict: bool = True,
+    weights_only: bool = True,
+) -> LoadReport:
+    """Load a checkpoint file or dict into ``model`` (see the module docstring for the formats).
+
+    Args:
+        strict: raise when any key is missing or unexpected. With ``strict=False`` the matching keys load and
+            the rest is reported in a warning (e.g. a backbone into a model with a new head). Shape
+            mismatches always raise: they mean a different configuration (preset or ``num_classes``).
+        weights_only: passed to ``torch.load``; set False only for files you trust.
+
+    Raises:
+        ValueError: naming the missing, unexpected and mismatching keys; the model is left untouched.
+    """
+    own = model.state_dict()
+    state = _strip_wrappers(_unwrap(_read(source, weights_only)), set(own))
+    if is_pyslowfast(state):
+        state = from_pyslowfast(state, model)
+    # BatchNorm's batch counter is bookkeeping; older checkpoints lack it
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k} {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    problems = [_listing(t, keys) for t, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    if mismatched or (strict and problems):
+        detail = "; ".join(problems + ([_listing("shape mismatch", mismatched)] if mismatched else []))
+        raise ValueError(
+            f"checkpoint does not fit {type(model).__name__}: {detail}. Was the model built with the same "
+            "preset and num_classes?"
+        )
+    if problems:
+        warnings.warn(f"partial load into {type(model).__name__}: {'; '.join(problems)}", stacklevel=2)
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return LoadReport(missing, unexpected)

@@ -1,0 +1,75 @@
+"""What a zoo model takes as input, declared on the model so data, pairs and probe code need no model names."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def pack_pathways(video: Tensor, alpha: int) -> list[Tensor]:
+    """SlowFast input from one clip: ``[slow, fast]`` with fast = the clip and slow = every ``alpha``-th frame.
+
+    ``video`` is (C, T, H, W) or (B, C, T, H, W); T should be a multiple of ``alpha`` so the lateral
+    connections (temporal stride ``alpha``) line the pathways up frame for frame.
+
+    >>> slow, fast = pack_pathways(torch.zeros(2, 3, 32, 8, 8), alpha=4)
+    >>> tuple(slow.shape), tuple(fast.shape)
+    ((2, 3, 8, 8, 8), (2, 3, 32, 8, 8))
+    """
+    if alpha < 1:
+        raise ValueError(f"alpha must be >= 1, got {alpha}.")
+    if video.ndim not in (4, 5):
+        raise ValueError(f"expected a (C, T, H, W) or (B, C, T, H, W) video, got shape {tuple(video.shape)}.")
+    if video.shape[-3] % alpha:
+        raise ValueError(f"clip length {video.shape[-3]} is not a multiple of alpha={alpha}.")
+    return [video[..., ::alpha, :, :], video]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The input one model call takes.
+
+    Attributes:
+        num_frames: frames per clip (for SlowFast: the fast pathway's, i.e. the whole clip); 1 for VOS.
+        size: side of the square crop in pixels. Convolutional models accept other sizes too; transformers
+            (``mvit``) are built for this one.
+        alpha: SlowFast only: the slow pathway sees every ``alpha``-th frame (see :func:`pack_pathways`).
+        two_stream: VOS only: the model is called as ``model(rgb, flow)``, each (B, 3, H, W).
+        mean, std: per-channel normalisation the published weights expect, applied to [0, 1] inputs.
+    """
+
+    num_frames: int
+    size: int
+    alpha: int | None = None
+    two_stream: bool = False
+    mean: Sequence[float] = KINETICS_MEAN
+    std: Sequence[float] = KINETICS_STD
+
+    def pack(self, video: Tensor):
+        """Turn a (B, C, T, H, W) clip into the model's input: the clip itself, or ``[slow, fast]`` for SlowFast."""
+        return pack_pathways(video, self.alpha) if self.alpha else video
+
+    def example(self, batch_size: int = 2, generator: torch.Generator | None = None):
+        """A random input of the right shape and container: a clip tensor, ``[slow, fast]``, or ``(rgb, flow)``.
+
+        Tuples are what :func:`lit_stbias.probe.run_model` unpacks into positional arguments.
+        """
+        if self.two_stream:
+            shape = (batch_size, 3, self.size, self.size)
+            return (torch.rand(shape, generator=generator), torch.rand(shape, generator=generator))
+        clip = torch.rand(batch_size, 3, self.num_frames, self.size, self.size, generator=generator)
+        return self.pack(clip)
+
+
+def declare(model: nn.Module, taps: dict, input_spec: InputSpec) -> nn.Module:
+    """Attach the probe's taps (name -> :class:`~lit_stbias.probe.Tap`) and the input description to a model."""
+    model.taps = taps
+    model.input_spec = input_spec
+    return model
