@@ -6,8 +6,8 @@
 
 The analysis is `lit_stbias.analysis.measure` (what `analyze.py` runs after its checks). The bare forward
 passes are the model alone, without hooks, on the very same (already made) views, three per video. The
-breakdown times each stage on its own: making the clips, making the views (styles, shuffles), normalising,
-the hooked forward passes plus metric updates.
+breakdown times each stage on its own: making the clips, making the views (styles, shuffles), the hooked
+forward passes plus metric updates.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lit_stbias.analysis import AnalysisConfig, load_model, make_pairs, measure, normalizer  # noqa: E402
+from lit_stbias.analysis import AnalysisConfig, load_model, make_pairs, measure  # noqa: E402
 from lit_stbias.pairs import collate_pairs  # noqa: E402
 from lit_stbias.probe import BiasProbe  # noqa: E402
 
@@ -45,7 +45,7 @@ def overhead(args) -> dict:
     pairs = make_pairs(config, model, info["task"], seed=0)
     pairs[0]  # warm caches (bundled images) outside the timings
     with torch.inference_mode():
-        model(normalizer(model)(collate_pairs([pairs[0]])["anchor"]))  # warm-up forward
+        model(collate_pairs([pairs[0]])["anchor"])  # warm-up forward
 
     _, analysis = timed(lambda: measure(config, model, info["task"], progress=False))
 
@@ -53,8 +53,7 @@ def overhead(args) -> dict:
     _, t_clips = timed(lambda: [pairs.source[i] for i in range(len(pairs))])
     items, t_items = timed(lambda: [pairs[i] for i in range(len(pairs))])
     batches = [collate_pairs(items[i:i + config.batch_size]) for i in range(0, len(items), config.batch_size)]
-    prepare = normalizer(model)
-    inputs, t_norm = timed(lambda: [{k: prepare(b[k]) for k in VIEWS} for b in batches])
+    inputs = batches
 
     def bare():
         with torch.inference_mode():
@@ -69,7 +68,7 @@ def overhead(args) -> dict:
         "model": f"{args.model} ({args.preset})", "clip": f"{model.input_spec.num_frames}x{model.input_spec.size}",
         "pairs": args.num_pairs, "workers": args.num_workers, "threads": args.threads,
         "analysis_s": analysis, "bare_forward_s": t_forward, "ratio": analysis / t_forward,
-        "clips_s": t_clips, "views_s": t_items - t_clips, "normalise_s": t_norm,
+        "clips_s": t_clips, "views_s": t_items - t_clips,
         "hooked_forward_and_metric_s": t_probe, "hooks_and_metric_s": t_probe - t_forward,
     }
 

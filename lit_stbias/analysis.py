@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from lit_stbias.data import from_spec
@@ -78,6 +78,7 @@ def load_model(config: AnalysisConfig) -> tuple[nn.Module, dict[str, Any]]:
             if config.model is not None and config.model != hparams["model_name"]:
                 raise ValueError(f"--model {config.model} contradicts the checkpoint, which holds {hparams['model_name']}.")
             info.update(model=hparams["model_name"], preset=hparams.get("preset", config.preset))
+            kwargs.update(hparams.get("model_overrides") or {})
             if hparams.get("num_classes") is not None:
                 kwargs["num_classes"] = hparams["num_classes"]
         elif config.model is None:
@@ -130,19 +131,6 @@ def make_pairs(config: AnalysisConfig, model: nn.Module, task: str, seed: int) -
     return VOSPairs(_subset(source.frames(), config.num_pairs, seed), seed=seed)
 
 
-def normalizer(model: nn.Module) -> Callable[[Any], Any]:
-    """Per-channel normalisation the model expects, applied to every tensor of a [0, 1] view."""
-    mean, std = torch.tensor(model.input_spec.mean), torch.tensor(model.input_spec.std)
-
-    def apply(view: Any) -> Any:
-        if isinstance(view, Tensor):  # (B, 3, H, W) or (B, 3, T, H, W)
-            shape = (1, 3) + (1,) * (view.ndim - 2)
-            return (view - mean.view(shape).to(view)) / std.view(shape).to(view)
-        return type(view)(apply(v) for v in view)
-
-    return apply
-
-
 # ---------------------------------------------------------------------------------------------- measuring
 
 
@@ -172,29 +160,14 @@ def measure(
     returns the same numbers).
     """
     model = model.to(device)
-    prepare = normalizer(model)
     results: dict[int, dict[str, BiasResult]] = {}
     for seed in config.seeds:
         pairs = make_pairs(config, model, task, seed)
         loader = pair_loader(pairs, config.batch_size, num_workers=config.num_workers)
         probe = BiasProbe(model, config.layers, config.threshold, config.layer_score, autocast=autocast)
-        batches = ({**b, **{k: prepare(b[k]) for k in ("anchor", "dynamic", "static")}} for b in loader)
-        results[seed] = probe.run(_Sized(batches, len(loader)), progress=progress, desc=f"seed {seed}")
+        results[seed] = probe.run(loader, progress=progress, desc=f"seed {seed}")
     order = list(next(iter(results.values())))
     return results, order
-
-
-class _Sized:
-    """An iterable with a length, so the progress bar knows its total."""
-
-    def __init__(self, iterable, length: int) -> None:
-        self.iterable, self.length = iterable, length
-
-    def __iter__(self):
-        return iter(self.iterable)
-
-    def __len__(self) -> int:
-        return self.length
 
 
 def build_document(config: AnalysisConfig, info: dict[str, Any], results: dict[int, dict[str, BiasResult]],

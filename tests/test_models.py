@@ -298,3 +298,25 @@ def test_building_never_downloads(monkeypatch):
     monkeypatch.setattr(smp_encoders, "hf_hub_download", refuse, raising=False)
     for name in ("slowfast", "rtnet"):
         build(name, "tiny")
+
+
+def test_models_normalise_their_unit_range_inputs_themselves():
+    """Zoo models take [0, 1] inputs: the spec's mean and std are applied by the model, once."""
+    from lit_stbias.models.spec import InputNormalization
+
+    for name in ("slow", "slowfast", "fusionseg"):
+        model = build(name).eval()
+        spec = model.input_spec
+        x = spec.example(batch_size=1, generator=torch.Generator().manual_seed(0))
+        seen = []
+        first = next(m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
+        handle = first.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        with torch.no_grad():
+            model(*x) if isinstance(x, tuple) else model(x)
+        handle.remove()
+        raw = (x[0] if isinstance(x, (tuple, list)) else x)
+        mean = torch.tensor(spec.mean).view((1, 3) + (1,) * (raw.ndim - 2))
+        std = torch.tensor(spec.std).view((1, 3) + (1,) * (raw.ndim - 2))
+        assert torch.allclose(seen[0], (raw - mean) / std, atol=1e-6), name
+        hooks = [h for h in model._forward_pre_hooks.values() if isinstance(h, InputNormalization)]
+        assert len(hooks) == 1, name

@@ -42,7 +42,8 @@ class InputSpec:
             (``mvit``) are built for this one.
         alpha: SlowFast only: the slow pathway sees every ``alpha``-th frame (see :func:`pack_pathways`).
         two_stream: VOS only: the model is called as ``model(rgb, flow)``, each (B, 3, H, W).
-        mean, std: per-channel normalisation the published weights expect, applied to [0, 1] inputs.
+        mean, std: per-channel normalisation the published weights expect; the model applies it to its
+            [0, 1] inputs itself (:class:`InputNormalization`).
     """
 
     num_frames: int
@@ -68,8 +69,33 @@ class InputSpec:
         return self.pack(clip)
 
 
+class InputNormalization:
+    """Forward pre-hook: (x - mean) / std on every (B, 3, ...) tensor the model is called with.
+
+    Zoo models take [0, 1] inputs, as every source, view and style here makes them, and normalise them
+    themselves, so training, probing and published weights agree without any caller knowing the statistics.
+    A hook rather than a wrapper module keeps state-dict keys and tap names those of the original network.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean, self.std = torch.tensor(mean), torch.tensor(std)
+
+    def _apply(self, x):
+        if isinstance(x, Tensor):
+            shape = (1, 3) + (1,) * (x.ndim - 2)
+            return (x - self.mean.view(shape).to(x)) / self.std.view(shape).to(x)
+        if isinstance(x, (list, tuple)):
+            return type(x)(self._apply(v) for v in x)
+        return x
+
+    def __call__(self, _module: nn.Module, args: tuple) -> tuple:
+        return self._apply(args)
+
+
 def declare(model: nn.Module, taps: dict, input_spec: InputSpec) -> nn.Module:
-    """Attach the probe's taps (name -> :class:`~lit_stbias.probe.Tap`) and the input description to a model."""
+    """Attach the probe's taps (name -> :class:`~lit_stbias.probe.Tap`) and the input description to a model,
+    and make it normalise its [0, 1] inputs with the spec's mean and std."""
     model.taps = taps
     model.input_spec = input_spec
+    model.register_forward_pre_hook(InputNormalization(input_spec.mean, input_spec.std))
     return model
