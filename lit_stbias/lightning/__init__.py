@@ -1,0 +1,19 @@
+"""Training with Lightning: action and VOS LightningModules, their DataModules, and the BiasMonitor callback
+that tracks the static/dynamic bias of chosen taps every epoch. ``train.py`` is the command line over these."""
+from lit_stbias.lightning.bias_monitor import HISTORY_FILE, BiasMonitor, final_bias, flat_metrics
+from lit_stbias.lightning.data import ActionDataModule, EpochShuffleSampler, VOSDataModule
+from lit_stbias.lightning.modules import ActionRecognitionModule, ClipInput, TrainModule, VOSModule
+
+__all__ = [
+    "HISTORY_FILE",
+    "ActionDataModule",
+    "ActionRecognitionModule",
+    "BiasMonitor",
+    "ClipInput",
+    "EpochShuffleSampler",
+    "TrainModule",
+    "VOSDataModule",
+    "VOSModule",
+    "final_bias",
+    "flat_metrics",
+]

@@ -1,0 +1,280 @@
+"""LightningModules: action recognition and two-stream video object segmentation with any zoo model.
+
+Each module says what a step is and nothing else: the Trainer owns devices, precision (``--trainer.precision
+16-mixed``), DDP, logging and checkpoints. The network is ``self.model``, built from (name, preset,
+num_classes), so ``save_hyperparameters`` records everything a checkpoint needs to rebuild it and
+``lit_stbias.models.load_weights`` reads a checkpoint's ``model.*`` weights into a bare zoo model.
+
+Inputs are fed in [0, 1], without the ``input_spec.mean/std`` normalisation: the bias probe feeds the
+stylized views in [0, 1] too, so training and probing see the same input statistics.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import Tensor
+from torchmetrics.classification import BinaryJaccardIndex, MulticlassAccuracy
+
+from lit_stbias.models import InputSpec, available, build, load_weights
+from lit_stbias.pairs import ActionPairs, VOSPairs, flow_to_rgb, shuffle_permutation
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def mixed_generator(*keys: int) -> torch.Generator:
+    """A CPU generator seeded from integer keys alone (e.g. seed, epoch, video index): reproducible in any
+    order, worker or rank, and after resuming, unlike the global RNG."""
+    state = np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def check_model_name(name: str, task: str) -> None:
+    """Fail at construction with the list of models of this task, not deep inside a builder."""
+    names = available(task)
+    if name not in names:
+        raise ValueError(f"unknown {task} model {name!r}. Available {task} models: {', '.join(names)}.")
+
+
+class ClipInput:
+    """Turn a clip (C, T, H, W) or (B, C, T, H, W) into the model's input: every ``stride``-th frame, then the
+    model's own packing (SlowFast pathways). A plain picklable object, so pair datasets can use it in workers.
+
+    ``stride`` is how clips of one duration become inputs of different lengths: FastOnly (stride 1) and
+    SlowOnly (stride ``alpha``, e.g. 4) see the same motion, the fast one with ``alpha`` times more frames.
+    """
+
+    def __init__(self, spec: InputSpec, stride: int = 1) -> None:
+        if stride < 1:
+            raise ValueError(f"temporal stride must be >= 1, got {stride}.")
+        self.spec, self.stride = spec, stride
+
+    def __call__(self, video: Tensor) -> Any:
+        if self.stride > 1:
+            video = video[..., :: self.stride, :, :]
+        return self.spec.pack(video)
+
+
+class TrainModule(LightningModule):
+    """What both modules share: the optimizer (SGD or AdamW) with a per-step cosine schedule, optional initial
+    weights, and the reseeding that makes a resumed run repeat the uninterrupted one."""
+
+    task = ""
+    monitor = ""  # the validation metric that picks the best checkpoint (mode "max")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        check_model_name(self.hparams.model_name, self.task)
+        if self.hparams.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.hparams.optimizer!r}.")
+
+    def _build(self, **kwargs: Any) -> None:
+        hp = self.hparams
+        self.model = build(hp.model_name, hp.preset, **dict(hp.model_overrides or {}), **kwargs)
+        if hp.init_weights:
+            load_weights(self.model, hp.init_weights, strict=False)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self.model.input_spec
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Lightning checkpoints do not carry RNG states, and loaders draw from the global RNG at times that
+        # differ between a fresh and a resumed run; seeding each step's dropout & co. from (seed, epoch,
+        # batch, rank) makes a resumed run draw exactly what the uninterrupted one drew.
+        key = mixed_generator(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank)
+        torch.manual_seed(key.initial_seed())
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        if hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum,
+                                        weight_decay=hp.weight_decay, nesterov=hp.momentum > 0)
+        else:
+            optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(hp.warmup_steps, total - 1)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup)
+        if warmup > 0:
+            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=warmup)
+            schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+        else:
+            schedule = cosine
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class ActionRecognitionModule(TrainModule):
+    """Clip classification with any action model of the zoo.
+
+    Args:
+        model_name: one of ``lit_stbias.models.available("action")`` (``slow``, ``fast``, ``slowfast``, ...).
+        preset: ``"tiny"`` (trains on a CPU) or ``"full"`` (the published configuration).
+        num_classes: classifier outputs; must match the data.
+        temporal_stride: the model sees every ``stride``-th frame of the clip (see :class:`ClipInput`).
+        shuffle_frames: train and validate on clips whose frames are shuffled (the static-only baseline);
+            each clip gets its own order, drawn from (seed, epoch, index) in training and (seed, index) in
+            validation, so validation clips are the same every epoch.
+        optimizer, lr, momentum, weight_decay, warmup_steps: SGD (Nesterov) or AdamW, linear warm-up then
+            cosine decay to 0 over the whole run, stepped per batch.
+        label_smoothing: of the cross-entropy.
+        model_overrides: extra builder arguments (e.g. ``{"dropout_rate": 0.0}``).
+        init_weights: a checkpoint to start from (any format ``load_weights`` reads; non-strict).
+        seed: seeds frame shuffling and the per-epoch RNG.
+    """
+
+    task = "action"
+    monitor = "val/acc1"
+
+    def __init__(
+        self,
+        model_name: str = "slow",
+        preset: str = "tiny",
+        num_classes: int = 8,
+        temporal_stride: int = 1,
+        shuffle_frames: bool = False,
+        optimizer: str = "sgd",
+        lr: float = 0.05,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 0,
+        label_smoothing: float = 0.0,
+        model_overrides: dict[str, Any] | None = None,
+        init_weights: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self._build(num_classes=num_classes)
+        self.clip_input = ClipInput(self.model.input_spec, temporal_stride)
+        top5 = min(5, num_classes)
+        self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames a clip needs so the model gets its ``input_spec.num_frames``."""
+        return self.model.input_spec.num_frames * self.hparams.temporal_stride
+
+    def pairs(self, source, seed: int) -> ActionPairs:
+        """The bias probe's pairs over ``source``, in the input form this module trains on."""
+        return ActionPairs(source, seed=seed, pathways=self.clip_input)
+
+    def shuffle(self, video: Tensor, index: Tensor | None) -> Tensor:
+        """Each clip's frames in its own random order; keyed by (seed, epoch, index) so it is reproducible."""
+        epoch = self.current_epoch if self.training else -1
+        out = []
+        for i, clip in enumerate(video):
+            key = int(index[i]) if index is not None else i
+            perm = shuffle_permutation(clip.shape[1], mixed_generator(self.hparams.seed, epoch, key))
+            out.append(clip[:, perm.to(clip.device)])
+        return torch.stack(out)
+
+    def forward(self, video: Tensor) -> Tensor:
+        """Logits of (B, C, T, H, W) clips in [0, 1]."""
+        return self.model(self.clip_input(video))
+
+    def _step(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        video, labels = batch["video"], batch["label"]
+        if self.hparams.shuffle_frames:
+            video = self.shuffle(video, batch.get("index"))
+        logits = self(video)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        return loss, logits, labels
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        loss, logits, labels = self._step(batch)
+        self.train_acc1(logits, labels)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
+        self.log("train/acc1", self.train_acc1, on_step=False, on_epoch=True, batch_size=len(labels))
+        return loss
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        loss, logits, labels = self._step(batch)
+        self.val_acc1(logits, labels)
+        self.val_acc5(logits, labels)
+        n = len(labels)
+        self.log("val/loss", loss, sync_dist=True, batch_size=n)
+        self.log("val/acc1", self.val_acc1, prog_bar=True, batch_size=n)
+        self.log("val/acc5", self.val_acc5, batch_size=n)
+
+
+def soft_iou_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, eps: float = 1.0) -> Tensor:
+    """1 - soft Jaccard index of each image (sigmoid probabilities), averaged over the weighted images."""
+    prob = torch.sigmoid(logits.float()).flatten(1)
+    target = target.float().flatten(1)
+    inter = (prob * target).sum(1)
+    union = (prob + target - prob * target).sum(1)
+    loss = 1 - (inter + eps) / (union + eps)
+    if weight is None:
+        return loss.mean()
+    return (loss * weight).sum() / weight.sum().clamp_min(1)
+
+
+class VOSModule(TrainModule):
+    """Binary video object segmentation with a two-stream zoo model: ``model(frame, flow image)`` -> mask logits.
+
+    The flow image is ``lit_stbias.pairs.flow_to_rgb`` of the raw flow (per-image normalisation), as the bias
+    probe's VOS pairs use it. Loss: BCE + ``iou_weight`` x soft IoU; metric: IoU (Jaccard) at 0.5. Frames
+    without an annotation (``has_mask`` False in DAVIS-like folders) add nothing to loss or metric.
+
+    Args:
+        model_name: ``fusionseg``, ``matnet`` or ``rtnet`` (``lit_stbias.models.available("vos")``).
+        Others as :class:`ActionRecognitionModule`; defaults are AdamW, which suits the segmentation decoder.
+    """
+
+    task = "vos"
+    monitor = "val/iou"
+
+    def __init__(
+        self,
+        model_name: str = "fusionseg",
+        preset: str = "tiny",
+        iou_weight: float = 1.0,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 0,
+        model_overrides: dict[str, Any] | None = None,
+        init_weights: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self._build(num_classes=1)
+        self.train_iou = BinaryJaccardIndex()
+        self.val_iou = BinaryJaccardIndex()
+
+    def pairs(self, source, seed: int) -> VOSPairs:
+        """The bias probe's pairs over a per-frame VOS source."""
+        return VOSPairs(source, seed=seed)
+
+    def forward(self, frame: Tensor, flow: Tensor) -> Tensor:
+        """Mask logits (B, 1, H, W) of RGB frames (B, 3, H, W) in [0, 1] and raw flow (B, 2, H, W) in pixels."""
+        return self.model(frame, flow_to_rgb(flow))
+
+    def _step(self, batch: Mapping[str, Any], metric: BinaryJaccardIndex, stage: str) -> Tensor:
+        logits = self(batch["frame"], batch["flow"])
+        mask = batch["mask"]
+        keep = torch.as_tensor(batch.get("has_mask", True), device=mask.device).expand(len(mask)).float()
+        bce = F.binary_cross_entropy_with_logits(logits.float(), mask, reduction="none").mean(dim=(1, 2, 3))
+        loss = (bce * keep).sum() / keep.sum().clamp_min(1) + self.hparams.iou_weight * soft_iou_loss(logits, mask, keep)
+        annotated = keep.bool()
+        if annotated.any():
+            metric(torch.sigmoid(logits[annotated].float()), mask[annotated].int())
+        n = int(annotated.sum())
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", sync_dist=stage == "val", batch_size=max(n, 1))
+        self.log(f"{stage}/iou", metric, on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=max(n, 1))
+        return loss
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        return self._step(batch, self.train_iou, "train")
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._step(batch, self.val_iou, "val")
+
+
+__all__ = ["ActionRecognitionModule", "ClipInput", "OPTIMIZERS", "TrainModule", "VOSModule", "soft_iou_loss"]
