@@ -17,6 +17,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m lit_stbias.demo
+	$(PY) train.py
+	$(PY) analyze.py --ckpt runs/fast-synthetic-motion/checkpoints/last.ckpt --data synthetic:motion --out runs/analysis/fast
+	$(PY) analyze.py --ckpt runs/slow-synthetic-motion/checkpoints/last.ckpt --data synthetic:motion --out runs/analysis/slow
+	$(PY) analyze.py compare runs/analysis/fast runs/analysis/slow --labels FastOnly,SlowOnly --out runs/analysis/compare
 
 test: $(STAMP)
 	$(PY) -m pytest -q

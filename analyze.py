@@ -80,7 +80,7 @@ def run_measure(argv: list[str]) -> int:
         num_frames=args.num_frames, size=args.size,
     )
     model, info = load_model(config)
-    validate(config, model, info["task"])
+    validate(config, model, info)
 
     from lightning.fabric import Fabric
 
@@ -88,7 +88,7 @@ def run_measure(argv: list[str]) -> int:
     fabric = Fabric(accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
                     strategy=args.strategy, precision=args.precision)
     fabric.launch()
-    results, order = measure(config, model, info["task"], device=fabric.device, autocast=fabric.autocast,
+    results, order = measure(config, model, info, device=fabric.device, autocast=fabric.autocast,
                              progress=fabric.is_global_zero and not args.no_progress)
     if fabric.is_global_zero:
         from lit_stbias.reports import summary_table

@@ -42,12 +42,12 @@ def overhead(args) -> dict:
                             size=args.size)
     model, info = load_model(config)
     torch.set_num_threads(args.threads)
-    pairs = make_pairs(config, model, info["task"], seed=0)
+    pairs = make_pairs(config, model, info, seed=0)
     pairs[0]  # warm caches (bundled images) outside the timings
     with torch.inference_mode():
         model(collate_pairs([pairs[0]])["anchor"])  # warm-up forward
 
-    _, analysis = timed(lambda: measure(config, model, info["task"], progress=False))
+    _, analysis = timed(lambda: measure(config, model, info, progress=False))
 
     # The same work stage by stage, single process.
     _, t_clips = timed(lambda: [pairs.source[i] for i in range(len(pairs))])
@@ -79,7 +79,7 @@ def peak_rss(num_pairs: int, args) -> float:
         "import resource, sys; sys.path.insert(0, %r)\n"
         "from lit_stbias.analysis import AnalysisConfig, load_model, measure\n"
         "c = AnalysisConfig(data=%r, model=%r, preset=%r, num_pairs=%d, batch_size=%d)\n"
-        "m, info = load_model(c); measure(c, m, info['task'], progress=False)\n"
+        "m, info = load_model(c); measure(c, m, info, progress=False)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     ) % (str(Path(__file__).resolve().parents[1]), args.data, args.model, args.preset, num_pairs, args.batch_size)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

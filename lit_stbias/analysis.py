@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 
 from lit_stbias.data import from_spec
 from lit_stbias.metrics import BiasResult
-from lit_stbias.models import build, get_entry, load_weights
+from lit_stbias.models import ClipInput, build, get_entry, load_weights
 from lit_stbias.pairs import ActionPairs, VOSPairs, item_generator, pair_loader
 from lit_stbias.probe import BiasProbe, resolve_taps
 
@@ -77,7 +77,12 @@ def load_model(config: AnalysisConfig) -> tuple[nn.Module, dict[str, Any]]:
         if hparams is not None:
             if config.model is not None and config.model != hparams["model_name"]:
                 raise ValueError(f"--model {config.model} contradicts the checkpoint, which holds {hparams['model_name']}.")
-            info.update(model=hparams["model_name"], preset=hparams.get("preset", config.preset))
+            info.update(model=hparams["model_name"], preset=hparams.get("preset", config.preset),
+                        temporal_stride=int(hparams.get("temporal_stride", 1)))
+            data_hparams = ckpt.get("datamodule_hyper_parameters") or {}
+            for key in ("num_frames", "size", "num_classes"):  # the clips the model was trained on
+                if data_hparams.get(key) is not None:
+                    info[f"trained_{key}"] = data_hparams[key]
             kwargs.update(hparams.get("model_overrides") or {})
             if hparams.get("num_classes") is not None:
                 kwargs["num_classes"] = hparams["num_classes"]
@@ -109,19 +114,26 @@ def _subset(dataset: Dataset, count: int, seed: int) -> Dataset:
     return Subset(dataset, order.tolist())
 
 
-def make_pairs(config: AnalysisConfig, model: nn.Module, task: str, seed: int) -> Dataset:
-    """The pair dataset of one seed: ``num_pairs`` videos (or frames for VOS), each giving one pair of each kind."""
+def make_pairs(config: AnalysisConfig, model: nn.Module, info: dict[str, Any], seed: int) -> Dataset:
+    """The pair dataset of one seed: ``num_pairs`` videos (or frames for VOS), each giving one pair of each kind.
+
+    Clips are cut as the model was trained (a checkpoint of this project records its clip length, size and
+    temporal stride), else as its input spec says.
+    """
     spec = model.input_spec
+    stride = info.get("temporal_stride", 1)
     synthetic = config.data.startswith("synthetic")
-    kwargs: dict[str, Any] = {"size": config.size or spec.size}
+    kwargs: dict[str, Any] = {"size": config.size or info.get("trained_size") or spec.size}
     if synthetic:
         kwargs.update(num_videos=config.num_pairs, seed=seed)
-    if task == "action":
-        kwargs["num_frames"] = config.num_frames or spec.num_frames
+        if info.get("trained_num_classes") and info["task"] == "action":
+            kwargs["num_classes"] = info["trained_num_classes"]  # e.g. the 2-class motion task
+    if info["task"] == "action":
+        kwargs["num_frames"] = config.num_frames or info.get("trained_num_frames") or spec.num_frames * stride
         source = from_spec(config.data, **kwargs)
         if getattr(source, "kind", "action") != "action":
             raise ValueError(f"{config.data!r} is a VOS dataset but {model.__class__.__name__} is an action model.")
-        return ActionPairs(_subset(source, config.num_pairs, seed), seed=seed, pathways=spec.pack if spec.alpha else None)
+        return ActionPairs(_subset(source, config.num_pairs, seed), seed=seed, pathways=ClipInput(spec, stride))
     if synthetic:  # a VOS video yields T - 1 frames; make enough videos for num_pairs frames
         kwargs["num_videos"] = max(1, math.ceil(config.num_pairs / 4))
     source = from_spec(config.data, **kwargs)
@@ -149,7 +161,7 @@ def summarize_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
 def measure(
     config: AnalysisConfig,
     model: nn.Module,
-    task: str,
+    info: dict[str, Any],
     device: torch.device | str = "cpu",
     autocast: Callable[[], ContextManager] | None = None,
     progress: bool = True,
@@ -162,7 +174,7 @@ def measure(
     model = model.to(device)
     results: dict[int, dict[str, BiasResult]] = {}
     for seed in config.seeds:
-        pairs = make_pairs(config, model, task, seed)
+        pairs = make_pairs(config, model, info, seed)
         loader = pair_loader(pairs, config.batch_size, num_workers=config.num_workers)
         probe = BiasProbe(model, config.layers, config.threshold, config.layer_score, autocast=autocast)
         results[seed] = probe.run(loader, progress=progress, desc=f"seed {seed}")
@@ -228,7 +240,7 @@ def write_outputs(out: str | Path, doc: dict[str, Any], results: dict[int, dict[
     return out
 
 
-def validate(config: AnalysisConfig, model: nn.Module, task: str) -> None:
+def validate(config: AnalysisConfig, model: nn.Module, info: dict[str, Any]) -> None:
     """Fail early, before any work: taps exist, thresholds sensible, the data yields pairs."""
     if config.num_pairs < 2:
         raise ValueError(f"--num-pairs must be at least 2 (per factor), got {config.num_pairs}.")
@@ -237,7 +249,7 @@ def validate(config: AnalysisConfig, model: nn.Module, task: str) -> None:
     if not config.seeds:
         raise ValueError("give at least one seed.")
     resolve_taps(model, config.layers)
-    pairs = make_pairs(config, model, task, config.seeds[0])
+    pairs = make_pairs(config, model, info, config.seeds[0])
     if len(pairs) < 2:
         raise ValueError(f"{config.data!r} gives {len(pairs)} video(s); at least 2 are needed for pairs of each kind.")
     pairs[0]  # decodes one item: a wrong size or an unreadable source fails here

@@ -145,3 +145,25 @@ def test_compare_and_center_bias(tmp_path, capsys):
         assert (out / "center_bias.png").stat().st_size > 0
     assert spreads["centred"] < spreads["diffuse"]
     assert analyze.main(["center-bias", "--data", "synthetic:motion", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_lightning_checkpoint_carries_its_model_and_clip_sampling(tmp_path):
+    from lit_stbias.analysis import AnalysisConfig, load_model, make_pairs
+    from lit_stbias.lightning import ActionRecognitionModule
+
+    module = ActionRecognitionModule(model_name="slow", num_classes=2, temporal_stride=4)
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "datamodule_hyper_parameters": {"num_frames": 16, "size": 48}}, ckpt)
+    config = AnalysisConfig(data="synthetic:motion", ckpt=str(ckpt), num_pairs=4)
+    model, info = load_model(config)
+    assert info["model"] == "slow" and info["temporal_stride"] == 4 and model.blocks[-1].proj.out_features == 2
+    for name, p in model.state_dict().items():
+        assert torch.equal(p, module.model.state_dict()[name]), name
+    views = make_pairs(config, model, info, seed=0)[0]
+    assert views["anchor"].shape == (3, 4, 48, 48), "16-frame 48 px clips, every 4th frame, as trained"
+    out = tmp_path / "out"
+    assert analyze.main(["--ckpt", str(ckpt), "--data", "synthetic:motion", "--num-pairs", "4", "--layers", "stage5",
+                         "--no-progress", "--out", str(out)]) == 0
+    doc = json.loads((out / "bias.json").read_text())
+    assert doc["model"] == "slow" and doc["checkpoint"] == str(ckpt) and doc["temporal_stride"] == 4

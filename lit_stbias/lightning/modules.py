@@ -5,8 +5,8 @@ Each module says what a step is and nothing else: the Trainer owns devices, prec
 num_classes), so ``save_hyperparameters`` records everything a checkpoint needs to rebuild it and
 ``lit_stbias.models.load_weights`` reads a checkpoint's ``model.*`` weights into a bare zoo model.
 
-Inputs are fed in [0, 1], without the ``input_spec.mean/std`` normalisation: the bias probe feeds the
-stylized views in [0, 1] too, so training and probing see the same input statistics.
+Inputs are fed in [0, 1], as the bias probe feeds its stylized views; zoo models normalise them with their
+``input_spec.mean/std`` themselves, so training, probing and published weights see the same statistics.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 from torchmetrics.classification import BinaryJaccardIndex, MulticlassAccuracy
 
-from lit_stbias.models import InputSpec, available, build, load_weights
+from lit_stbias.models import ClipInput, InputSpec, available, build, load_weights
 from lit_stbias.pairs import ActionPairs, VOSPairs, flow_to_rgb, shuffle_permutation
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -37,25 +37,6 @@ def check_model_name(name: str, task: str) -> None:
     names = available(task)
     if name not in names:
         raise ValueError(f"unknown {task} model {name!r}. Available {task} models: {', '.join(names)}.")
-
-
-class ClipInput:
-    """Turn a clip (C, T, H, W) or (B, C, T, H, W) into the model's input: every ``stride``-th frame, then the
-    model's own packing (SlowFast pathways). A plain picklable object, so pair datasets can use it in workers.
-
-    ``stride`` is how clips of one duration become inputs of different lengths: FastOnly (stride 1) and
-    SlowOnly (stride ``alpha``, e.g. 4) see the same motion, the fast one with ``alpha`` times more frames.
-    """
-
-    def __init__(self, spec: InputSpec, stride: int = 1) -> None:
-        if stride < 1:
-            raise ValueError(f"temporal stride must be >= 1, got {stride}.")
-        self.spec, self.stride = spec, stride
-
-    def __call__(self, video: Tensor) -> Any:
-        if self.stride > 1:
-            video = video[..., :: self.stride, :, :]
-        return self.spec.pack(video)
 
 
 class TrainModule(LightningModule):
@@ -277,4 +258,4 @@ class VOSModule(TrainModule):
         self._step(batch, self.val_iou, "val")
 
 
-__all__ = ["ActionRecognitionModule", "ClipInput", "OPTIMIZERS", "TrainModule", "VOSModule", "soft_iou_loss"]
+__all__ = ["ActionRecognitionModule", "OPTIMIZERS", "TrainModule", "VOSModule", "soft_iou_loss"]

@@ -9,9 +9,10 @@ downloads weights.
 from lit_stbias.models import action, timesformer, vos  # noqa: F401
 from lit_stbias.models.checkpoints import LoadReport, from_pyslowfast, load_weights
 from lit_stbias.models.registry import ModelEntry, available, build, get_entry, register
-from lit_stbias.models.spec import InputSpec, pack_pathways
+from lit_stbias.models.spec import ClipInput, InputSpec, pack_pathways
 
 __all__ = [
+    "ClipInput",
     "InputSpec",
     "LoadReport",
     "ModelEntry",

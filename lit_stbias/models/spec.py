@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -90,6 +90,25 @@ class InputNormalization:
 
     def __call__(self, _module: nn.Module, args: tuple) -> tuple:
         return self._apply(args)
+
+
+class ClipInput:
+    """Turn a clip (C, T, H, W) or (B, C, T, H, W) into the model's input: every ``stride``-th frame, then the
+    model's own packing (SlowFast pathways). A plain picklable object, so pair datasets can use it in workers.
+
+    ``stride`` is how clips of one duration become inputs of different lengths: FastOnly (stride 1) and
+    SlowOnly (stride ``alpha``, e.g. 4) see the same motion, the fast one with ``alpha`` times more frames.
+    """
+
+    def __init__(self, spec: InputSpec, stride: int = 1) -> None:
+        if stride < 1:
+            raise ValueError(f"temporal stride must be >= 1, got {stride}.")
+        self.spec, self.stride = spec, stride
+
+    def __call__(self, video: Tensor) -> Any:
+        if self.stride > 1:
+            video = video[..., :: self.stride, :, :]
+        return self.spec.pack(video)
 
 
 def declare(model: nn.Module, taps: dict, input_spec: InputSpec) -> nn.Module:
