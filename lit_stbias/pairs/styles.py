@@ -133,14 +133,20 @@ class Texture:
     period: int = 56
 
     def __call__(self, frames: Tensor) -> Tensor:
-        h, w = frames.shape[-2:]
-        tile = torch.from_numpy(texture_tile(self.image)).to(frames)[None, None]
-        th, tw = tile.shape[-2:]  # the mirrored tile holds two copies per axis
-        size = (round(2 * self.period * th / min(th, tw)), round(2 * self.period * tw / min(th, tw)))
-        tile = F.interpolate(tile, size=size, mode="bilinear", align_corners=False, antialias=True)
-        reps = (-(-h // size[0]), -(-w // size[1]))
-        tex = tile.repeat(1, 1, *reps)[..., :h, :w].clamp(0, 1)
+        tex = texture_layer(self.image, self.period, *frames.shape[-2:]).to(frames)
         return frames * (1.0 - self.strength * (1.0 - tex))
+
+
+@lru_cache(maxsize=64)
+def texture_layer(image: str, period: int, h: int, w: int) -> Tensor:
+    """The texture tiled over an (h, w) frame, one copy per ``period`` pixels: (1, 1, h, w) in [0, 1].
+    Cached per frame size: resizing the tile is the costliest part of a textured style."""
+    tile = torch.from_numpy(texture_tile(image))[None, None]
+    th, tw = tile.shape[-2:]  # the mirrored tile holds two copies per axis
+    size = (round(2 * period * th / min(th, tw)), round(2 * period * tw / min(th, tw)))
+    tile = F.interpolate(tile, size=size, mode="bilinear", align_corners=False, antialias=True)
+    reps = (-(-h // size[0]), -(-w // size[1]))
+    return tile.repeat(1, 1, *reps)[..., :h, :w].clamp(0, 1).contiguous()
 
 
 Step = Callable[[Tensor], Tensor]
