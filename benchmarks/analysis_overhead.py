@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -47,7 +46,8 @@ def overhead(args) -> dict:
     with torch.inference_mode():
         model(collate_pairs([pairs[0]])["anchor"])  # warm-up forward
 
-    _, analysis = timed(lambda: measure(config, model, info, progress=False))
+    # Best of `repeats` for both sides: this machine's timings wander by tens of percent between runs.
+    analysis = min(timed(lambda: measure(config, model, info, progress=False))[1] for _ in range(args.repeats))
 
     # The same work stage by stage, single process.
     _, t_clips = timed(lambda: [pairs.source[i] for i in range(len(pairs))])
@@ -61,12 +61,12 @@ def overhead(args) -> dict:
                 for k in VIEWS:
                     model(b[k])
 
-    _, t_forward = timed(bare)
+    t_forward = min(timed(bare)[1] for _ in range(args.repeats))
     probe = BiasProbe(model, config.layers)
     _, t_probe = timed(lambda: [probe.update(b) for b in inputs])
     return {
-        "model": f"{args.model} ({args.preset})", "clip": f"{model.input_spec.num_frames}x{model.input_spec.size}",
-        "pairs": args.num_pairs, "workers": args.num_workers, "threads": args.threads,
+        "model": f"{args.model} ({args.preset})", "clip": f"{args.frames or model.input_spec.num_frames}x{args.size or model.input_spec.size}",
+        "pairs": args.num_pairs, "workers": args.num_workers, "threads": args.threads, "repeats": args.repeats,
         "analysis_s": analysis, "bare_forward_s": t_forward, "ratio": analysis / t_forward,
         "clips_s": t_clips, "views_s": t_items - t_clips,
         "hooked_forward_and_metric_s": t_probe, "hooks_and_metric_s": t_probe - t_forward,
@@ -76,11 +76,11 @@ def overhead(args) -> dict:
 def peak_rss(num_pairs: int, args) -> float:
     """Peak RSS (MiB) of a fresh process running the analysis on ``num_pairs`` pairs."""
     code = (
-        "import resource, sys; sys.path.insert(0, %r)\n"
+        "import sys; sys.path.insert(0, %r)\n"
         "from lit_stbias.analysis import AnalysisConfig, load_model, measure\n"
         "c = AnalysisConfig(data=%r, model=%r, preset=%r, num_pairs=%d, batch_size=%d)\n"
         "m, info = load_model(c); measure(c, m, info, progress=False)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024)\n"
     ) % (str(Path(__file__).resolve().parents[1]), args.data, args.model, args.preset, num_pairs, args.batch_size)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -95,6 +95,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--repeats", type=int, default=3, help="best of this many runs of each side")
     p.add_argument("--frames", type=int)
     p.add_argument("--size", type=int)
     p.add_argument("--memory", help="comma-separated pair counts: report peak RSS of each instead")
