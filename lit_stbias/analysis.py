@@ -80,9 +80,9 @@ def load_model(config: AnalysisConfig) -> tuple[nn.Module, dict[str, Any]]:
             info.update(model=hparams["model_name"], preset=hparams.get("preset", config.preset),
                         temporal_stride=int(hparams.get("temporal_stride", 1)))
             data_hparams = ckpt.get("datamodule_hyper_parameters") or {}
-            for key in ("num_frames", "size", "num_classes"):  # the clips the model was trained on
-                if data_hparams.get(key) is not None:
-                    info[f"trained_{key}"] = data_hparams[key]
+            trained = {"num_frames": data_hparams.get("num_frames"), "size": data_hparams.get("size"),
+                       "num_classes": data_hparams.get("num_classes") or hparams.get("num_classes")}
+            info.update({f"trained_{k}": v for k, v in trained.items() if v is not None})  # the clips it learnt on
             kwargs.update(hparams.get("model_overrides") or {})
             if hparams.get("num_classes") is not None:
                 kwargs["num_classes"] = hparams["num_classes"]

@@ -160,8 +160,9 @@ def test_lightning_checkpoint_carries_its_model_and_clip_sampling(tmp_path):
     assert info["model"] == "slow" and info["temporal_stride"] == 4 and model.blocks[-1].proj.out_features == 2
     for name, p in model.state_dict().items():
         assert torch.equal(p, module.model.state_dict()[name]), name
-    views = make_pairs(config, model, info, seed=0)[0]
-    assert views["anchor"].shape == (3, 4, 48, 48), "16-frame 48 px clips, every 4th frame, as trained"
+    pairs = make_pairs(config, model, info, seed=0)
+    assert pairs[0]["anchor"].shape == (3, 4, 48, 48), "16-frame 48 px clips, every 4th frame, as trained"
+    assert pairs.source.num_classes == 2, "the synthetic task with the classes the model learnt"
     out = tmp_path / "out"
     assert analyze.main(["--ckpt", str(ckpt), "--data", "synthetic:motion", "--num-pairs", "4", "--layers", "stage5",
                          "--no-progress", "--out", str(out)]) == 0
