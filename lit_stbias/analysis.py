@@ -221,22 +221,27 @@ def write_units_csv(path: Path, results: dict[int, dict[str, BiasResult]]) -> No
 
 
 def write_outputs(out: str | Path, doc: dict[str, Any], results: dict[int, dict[str, BiasResult]]) -> Path:
-    """Write bias.json, units.csv, the plots and report.html into ``out`` in one move (nothing half-written)."""
+    """Write bias.json, units.csv, the plots and report.html into ``out``.
+
+    Everything is made in a staging folder beside ``out`` first, so a failure leaves ``out`` as it was; then
+    each file is moved in, replacing only files of the same name (other files in ``out`` are left alone).
+    """
     from lit_stbias.reports import write_report
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder.")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (staging / "bias.json").write_text(json.dumps(doc, indent=2))
         write_units_csv(staging / "units.csv", results)
         write_report(doc, staging, units=staging / "units.csv")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
+        out.mkdir(exist_ok=True)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

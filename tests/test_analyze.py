@@ -168,3 +168,14 @@ def test_lightning_checkpoint_carries_its_model_and_clip_sampling(tmp_path):
                          "--no-progress", "--out", str(out)]) == 0
     doc = json.loads((out / "bias.json").read_text())
     assert doc["model"] == "slow" and doc["checkpoint"] == str(ckpt) and doc["temporal_stride"] == 4
+
+
+def test_writing_into_an_existing_folder_keeps_other_files(tmp_path):
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["--model", "x3d", "--data", "synthetic:motion", "--num-pairs", "4", "--layers", "stage5",
+            "--no-progress", "--out", str(out)]
+    assert analyze.main(argv) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "bias.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shared.")], "no staging folder left"
