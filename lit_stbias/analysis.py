@@ -175,6 +175,9 @@ def measure(
     results: dict[int, dict[str, BiasResult]] = {}
     for seed in config.seeds:
         pairs = make_pairs(config, model, info, seed)
+        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        if len(pairs) < world:  # a process without pairs would have no metric to merge
+            raise ValueError(f"{len(pairs)} pairs cannot be split over {world} processes; use more pairs or fewer devices.")
         loader = pair_loader(pairs, config.batch_size, num_workers=config.num_workers)
         probe = BiasProbe(model, config.layers, config.threshold, config.layer_score, autocast=autocast)
         results[seed] = probe.run(loader, progress=progress, desc=f"seed {seed}")
