@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
@@ -261,10 +261,6 @@ def validate(config: AnalysisConfig, model: nn.Module, info: dict[str, Any]) -> 
     if len(pairs) < 2:
         raise ValueError(f"{config.data!r} gives {len(pairs)} video(s); at least 2 are needed for pairs of each kind.")
     pairs[0]  # decodes one item: a wrong size or an unreadable source fails here
-
-
-def config_dict(config: AnalysisConfig) -> dict[str, Any]:
-    return asdict(config)
 
 
 def mean_mask(data: str, num_videos: int = 32, size: int = 64, seed: int = 0):

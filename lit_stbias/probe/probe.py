@@ -63,7 +63,8 @@ class BiasProbe:
     ) -> None:
         self.model = model
         self.taps = taps
-        self.tap_names = list(resolve_taps(model, taps))  # fails early on unknown names
+        self.resolved = resolve_taps(model, taps)  # once: fails early on unknown names, spares every forward
+        self.tap_names = list(self.resolved)
         self.threshold = threshold
         self.layer_score = layer_score
         self.amp = amp
@@ -85,7 +86,7 @@ class BiasProbe:
 
     def features(self, view: Any) -> dict[str, Tensor]:
         """Pooled (B, C) features of every tap for one batched view (one forward pass)."""
-        with capture(self.model, self.taps) as feats, self._autocast():
+        with capture(self.model, resolved=self.resolved) as feats, self._autocast():
             run_model(self.model, view)
         return dict(feats)
 

@@ -92,15 +92,19 @@ def resolve_taps(model: nn.Module, taps: Sequence[str] | Mapping[str, TapSpec] |
 
 @contextmanager
 def capture(
-    model: nn.Module, taps: Sequence[str] | Mapping[str, TapSpec] | None = None
+    model: nn.Module,
+    taps: Sequence[str] | Mapping[str, TapSpec] | None = None,
+    resolved: Mapping[str, tuple[nn.Module, Tap]] | None = None,
 ) -> Iterator[dict[str, Tensor]]:
     """Capture pooled (B, C) outputs of the taps during forward passes inside the block.
 
     Yields a dict that the hooks fill, one entry per tap (list/tuple outputs without ``index`` give
     ``name.0``, ``name.1``, ...). Features are detached. A tap that fires twice in one block, or not at all
-    while others did, raises. Hooks are removed on exit.
+    while others did, raises. Hooks are removed on exit. ``resolved`` (from :func:`resolve_taps`) spares
+    repeated callers the look-up of the taps on every forward pass.
     """
-    resolved = resolve_taps(model, taps)
+    if resolved is None:
+        resolved = resolve_taps(model, taps)
     features: dict[str, Tensor] = {}
     handles = []
 
