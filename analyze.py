@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 
-
 def _floats(text: str) -> list[float]:
     """``0.1,0.5,0.9`` or a range ``0.1:0.9:0.1``."""
     if ":" in text:
@@ -32,7 +31,8 @@ def _ints(text: str) -> list[int]:
 
 
 def measure_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="analyze.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="analyze.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="zoo model name (see --list-models)")
     p.add_argument("--preset", default="tiny", choices=["tiny", "full"])
     p.add_argument("--ckpt", help="checkpoint: a Lightning checkpoint of this project, or a state dict with --model")
@@ -61,7 +61,15 @@ def measure_parser() -> argparse.ArgumentParser:
 
 
 def run_measure(argv: list[str]) -> int:
-    from lit_stbias.analysis import DEFAULT_THRESHOLDS, AnalysisConfig, build_document, load_model, measure, validate, write_outputs
+    from lit_stbias.analysis import (
+        DEFAULT_THRESHOLDS,
+        AnalysisConfig,
+        build_document,
+        load_model,
+        measure,
+        validate,
+        write_outputs,
+    )
 
     args = measure_parser().parse_args(argv)
     if args.list_models:

@@ -65,7 +65,8 @@ def overhead(args) -> dict:
     probe = BiasProbe(model, config.layers)
     _, t_probe = timed(lambda: [probe.update(b) for b in inputs])
     return {
-        "model": f"{args.model} ({args.preset})", "clip": f"{args.frames or model.input_spec.num_frames}x{args.size or model.input_spec.size}",
+        "model": f"{args.model} ({args.preset})",
+        "clip": f"{args.frames or model.input_spec.num_frames}x{args.size or model.input_spec.size}",
         "pairs": args.num_pairs, "workers": args.num_workers, "threads": args.threads, "repeats": args.repeats,
         "analysis_s": analysis, "bare_forward_s": t_forward, "ratio": analysis / t_forward,
         "clips_s": t_clips, "views_s": t_items - t_clips,

@@ -85,7 +85,8 @@ def main() -> None:
     update = update_cost(args.units, args.batch, args.repeats)
     forward = resnet50_3d_forward(args.batch, args.frames, args.clip_size)
     print(f"| update of B={args.batch} pairs, C={args.units} | {update * 1e3:.2f} ms |")
-    print(f"| 3D ResNet-50 forward, B={args.batch}, {args.frames}x{args.clip_size}x{args.clip_size} | {forward:.2f} s |")
+    clip = f"{args.frames}x{args.clip_size}x{args.clip_size}"
+    print(f"| 3D ResNet-50 forward, B={args.batch}, {clip} | {forward:.2f} s |")
     print(f"| update / forward | {update / forward:.2e} |")
     for pairs in (1_000, 100_000):
         out = subprocess.run([sys.executable, __file__, "--_stream", str(pairs), "--units", str(args.units),

@@ -60,7 +60,8 @@ def main() -> None:
     for name in args.names:
         tiny, infer, step, shape = tiny_timings(name, args.repeats)
         full = build(name, "full")
-        print(f"| {name} | {shape} | {tiny:.2f}M | {infer * 1e3:.0f} ms | {step * 1e3:.0f} ms | {millions(full):.2f}M |")
+        print(f"| {name} | {shape} | {tiny:.2f}M | {infer * 1e3:.0f} ms | {step * 1e3:.0f} ms "
+              f"| {millions(full):.2f}M |")
         del full
         gc.collect()
 

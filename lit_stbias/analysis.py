@@ -76,7 +76,8 @@ def load_model(config: AnalysisConfig) -> tuple[nn.Module, dict[str, Any]]:
         hparams = _lightning_hparams(ckpt)
         if hparams is not None:
             if config.model is not None and config.model != hparams["model_name"]:
-                raise ValueError(f"--model {config.model} contradicts the checkpoint, which holds {hparams['model_name']}.")
+                raise ValueError(f"--model {config.model} contradicts the checkpoint, which holds "
+                                 f"{hparams['model_name']}.")
             info.update(model=hparams["model_name"], preset=hparams.get("preset", config.preset),
                         temporal_stride=int(hparams.get("temporal_stride", 1)))
             data_hparams = ckpt.get("datamodule_hyper_parameters") or {}
@@ -177,7 +178,8 @@ def measure(
         pairs = make_pairs(config, model, info, seed)
         world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         if len(pairs) < world:  # a process without pairs would have no metric to merge
-            raise ValueError(f"{len(pairs)} pairs cannot be split over {world} processes; use more pairs or fewer devices.")
+            raise ValueError(f"{len(pairs)} pairs cannot be split over {world} processes; "
+                             "use more pairs or fewer devices.")
         loader = pair_loader(pairs, config.batch_size, num_workers=config.num_workers)
         probe = BiasProbe(model, config.layers, config.threshold, config.layer_score, autocast=autocast)
         results[seed] = probe.run(loader, progress=progress, desc=f"seed {seed}")

@@ -61,7 +61,8 @@ def test_same_seed_gives_identical_json_and_seeds_give_confidence_intervals(tmp_
     assert _run(tmp_path, *common, "--seeds", "0,1,2", "--thresholds", "0.2:0.8:0.3", "--out", tmp_path / "c") == 0
     doc = json.loads((tmp_path / "c" / "bias.json").read_text())
     layer = doc["layers"]["stage5"]
-    assert doc["seeds"] == [0, 1, 2] and len(layer["per_seed"]) == 3 and list(layer["threshold_sweep"]) == ["0.2", "0.5", "0.8"]
+    assert doc["seeds"] == [0, 1, 2] and len(layer["per_seed"]) == 3
+    assert list(layer["threshold_sweep"]) == ["0.2", "0.5", "0.8"]
     values = torch.tensor([s["layer_percent"]["static"] for s in layer["per_seed"]], dtype=torch.float64)
     assert layer["mean"]["layer_percent"]["static"] == pytest.approx(float(values.mean()))
     assert layer["ci95"]["layer_percent"]["static"] == pytest.approx(float(1.96 * values.std() / 3 ** 0.5))
@@ -72,8 +73,9 @@ def test_two_processes_give_the_numbers_of_one(tmp_path):
               "--num-pairs", 7, "--batch-size", 2, "--layers", "stage3,stage5", "--accelerator", "cpu", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for devices, out in (("1", "one"), ("2", "two")):
-        done = subprocess.run([*map(str, common), "--devices", devices, "--strategy", "ddp" if devices == "2" else "auto",
-                               "--out", str(tmp_path / out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        strategy = "ddp" if devices == "2" else "auto"
+        command = [*map(str, common), "--devices", devices, "--strategy", strategy, "--out", str(tmp_path / out)]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
     one, two = (json.loads((tmp_path / d / "bias.json").read_text()) for d in ("one", "two"))
     assert two["devices"] == 2 and one["devices"] == 1

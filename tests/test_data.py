@@ -117,7 +117,9 @@ def test_shuffled_frames_cannot_tell_a_class_from_its_pair():
 
 def test_mixed_scene_follows_label_most_of_the_time_and_motion_never_does():
     mixed, motion = small("mixed", num_videos=320), small("motion", num_videos=320)
-    tied = lambda ds: np.mean([ds.describe(i)["scene_index"] == ds.describe(i)["label"] for i in range(len(ds))])
+    def tied(ds) -> float:
+        return np.mean([ds.describe(i)["scene_index"] == ds.describe(i)["label"] for i in range(len(ds))])
+
     assert 0.72 < tied(mixed) < 0.9
     assert tied(motion) < 1 / len(SCENES) + 0.06
     assert tied(small("mixed", num_videos=320, scene_bias=0.5)) < 0.62

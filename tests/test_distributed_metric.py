@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from distributed import run_distributed
+from reference import correlated_pairs, reference_bias
 from torch import nn
 
-from distributed import run_distributed
 from lit_stbias.metrics import StaticDynamicBias
 from lit_stbias.probe import BiasProbe
-from reference import correlated_pairs, reference_bias
 
 
 def _data():

@@ -11,8 +11,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch.utils.data import Subset
 
-from lit_stbias.lightning import (HISTORY_FILE, ActionDataModule, ActionRecognitionModule, BiasMonitor, ClipInput,
-                                  EpochShuffleSampler, VOSDataModule, VOSModule)
+from lit_stbias.lightning import (
+    HISTORY_FILE,
+    ActionDataModule,
+    ActionRecognitionModule,
+    BiasMonitor,
+    ClipInput,
+    EpochShuffleSampler,
+    VOSDataModule,
+    VOSModule,
+)
 from lit_stbias.models import build, load_weights
 from lit_stbias.pairs import ActionPairs, pair_loader
 from lit_stbias.probe import BiasProbe

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import correlated_pairs, reference_bias
 
 from lit_stbias.metrics import BiasResult, StaticDynamicBias, static_dynamic_bias
-from reference import correlated_pairs, reference_bias
 
 
 def _stream(z1, z2, factor, splits, **kwargs):
@@ -165,7 +165,8 @@ def test_works_under_inference_mode():
     metric = StaticDynamicBias(4)
     with torch.inference_mode():
         for i in range(0, 40, 8):
-            metric.update(torch.from_numpy(z1[i:i + 8]), torch.from_numpy(z2[i:i + 8]), torch.from_numpy(factor[i:i + 8]))
+            batch = slice(i, i + 8)
+            metric.update(torch.from_numpy(z1[batch]), torch.from_numpy(z2[batch]), torch.from_numpy(factor[batch]))
     _assert_matches(metric.compute(), reference_bias(z1, z2, factor))
 
 

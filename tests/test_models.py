@@ -310,7 +310,7 @@ def test_models_normalise_their_unit_range_inputs_themselves():
         x = spec.example(batch_size=1, generator=torch.Generator().manual_seed(0))
         seen = []
         first = next(m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
-        handle = first.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        handle = first.register_forward_pre_hook(lambda _m, args, seen=seen: seen.append(args[0]))
         with torch.no_grad():
             model(*x) if isinstance(x, tuple) else model(x)
         handle.remove()

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from lit_stbias.metrics import StaticDynamicBias
-from lit_stbias.probe import BiasProbe, Tap, capture, extract, pool
+from lit_stbias.probe import BiasProbe, Tap, extract, pool
 
 
 class TwoPath(nn.Module):
@@ -107,7 +107,7 @@ def test_probe_three_passes_all_taps_and_restores_mode():
     assert model.training, "the model gets its training mode back"
     results = probe.compute()
     assert set(results) == {"stem", "slow", "fast", "both.0", "both.1", "tokens"}
-    for name, result in results.items():
+    for result in results.values():
         assert result.num_pairs == {"dynamic": 8, "static": 8}
         assert sum(result.unit_counts.values()) == result.num_units
     # the stem is a 1x1x1 conv pooled over time, blind to frame order: the time-flipped partner is identical

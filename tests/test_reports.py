@@ -11,9 +11,21 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from lit_stbias.reports import (COLORS, UNIFORM_SPREAD, center_bias_stats, compare, load_doc, plot_center_bias,
-                                plot_layer_percent, plot_threshold_sweep, plot_two_stream, plot_unit_counts,
-                                plot_unit_scores, summary_table, write_report)
+from lit_stbias.reports import (
+    COLORS,
+    UNIFORM_SPREAD,
+    center_bias_stats,
+    compare,
+    load_doc,
+    plot_center_bias,
+    plot_layer_percent,
+    plot_threshold_sweep,
+    plot_two_stream,
+    plot_unit_counts,
+    plot_unit_scores,
+    summary_table,
+    write_report,
+)
 
 THRESHOLDS = [round(0.1 * k, 1) for k in range(1, 10)]
 PLAIN_TAPS = [f"stage{k}" for k in range(1, 6)]

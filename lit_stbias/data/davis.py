@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lit_stbias.data.folders import _SkipLog
 from lit_stbias.data.flow import farneback_flow
+from lit_stbias.data.folders import _SkipLog
 from lit_stbias.data.video_io import VideoReadError, fit_frame, frame_files, natural_key, read_image
 
 DAVIS_LAYOUT = """expected a DAVIS-like folder, e.g.

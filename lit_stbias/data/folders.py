@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from lit_stbias.data.video_io import (
+    SAMPLE_NAMES,
     VIDEO_EXTENSIONS,
     VideoReadError,
     frame_files,
@@ -33,7 +34,6 @@ from lit_stbias.data.video_io import (
     read_image,
     sample_indices,
     sample_video_paths,
-    SAMPLE_NAMES,
 )
 
 VIDEO_COLUMNS = ("video", "path", "video_id", "id", "name")

@@ -8,9 +8,8 @@ forward flow from t to t+1 is exact: ``L_{t+1} L_t^{-1} (x - c_t) + c_{t+1} - x`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np

@@ -258,8 +258,9 @@ def write_video(path: str | Path, video: Tensor, fps: float = 25, codec: str = "
     Odd sizes are padded by one pixel because yuv420p needs even ones. Handy for tests and for exporting
     synthetic clips.
     """
-    import av
     from fractions import Fraction
+
+    import av
 
     path = Path(path)
     frames = (video.clamp(0, 1) * 255).round().byte().permute(1, 2, 3, 0).cpu().numpy()

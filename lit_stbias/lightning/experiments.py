@@ -111,7 +111,9 @@ def plot_shuffle(rows: list[dict[str, Any]], path: Path) -> Path:
     x = np.arange(len(tasks))
     for m, model in enumerate(models):
         by_task = {r["task"]: r for r in rows if r["model"] == model}
-        pick = lambda key: [100 * by_task[t][key] if t in by_task else np.nan for t in tasks]  # noqa: E731
+        def pick(key: str, by_task: dict = by_task) -> list[float]:
+            return [100 * by_task[t][key] if t in by_task else np.nan for t in tasks]
+
         offset = x - 0.4 + width * (m + 0.5)
         color = palette[m % len(palette)]
         ax_acc.bar(offset - width / 4, pick("top1"), width / 2, color=color, label=f"{model} ordered")

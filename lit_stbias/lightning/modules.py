@@ -242,7 +242,8 @@ class VOSModule(TrainModule):
         mask = batch["mask"]
         keep = torch.as_tensor(batch.get("has_mask", True), device=mask.device).expand(len(mask)).float()
         bce = F.binary_cross_entropy_with_logits(logits.float(), mask, reduction="none").mean(dim=(1, 2, 3))
-        loss = (bce * keep).sum() / keep.sum().clamp_min(1) + self.hparams.iou_weight * soft_iou_loss(logits, mask, keep)
+        loss = (bce * keep).sum() / keep.sum().clamp_min(1)
+        loss = loss + self.hparams.iou_weight * soft_iou_loss(logits, mask, keep)
         annotated = keep.bool()
         if annotated.any():
             metric(torch.sigmoid(logits[annotated].float()), mask[annotated].int())

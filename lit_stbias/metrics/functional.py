@@ -223,7 +223,9 @@ def unit_counts(unit_scores: Tensor, dead_units: Tensor, threshold: float) -> di
     }
 
 
-def unit_counts_sweep(unit_scores: Tensor, dead_units: Tensor, thresholds: Sequence[float]) -> dict[float, dict[str, int]]:
+def unit_counts_sweep(
+    unit_scores: Tensor, dead_units: Tensor, thresholds: Sequence[float]
+) -> dict[float, dict[str, int]]:
     """Unit counts at several thresholds from the same scores (a λ sweep, nothing recomputed)."""
     return {float(t): unit_counts(unit_scores, dead_units, float(t)) for t in thresholds}
 

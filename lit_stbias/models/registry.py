@@ -27,7 +27,8 @@ class ModelEntry:
 
     def kwargs(self, preset: str) -> dict[str, Any]:
         if preset not in self.presets:
-            raise ValueError(f"unknown preset {preset!r} for model {self.name!r}. Available: {', '.join(self.presets)}.")
+            raise ValueError(f"unknown preset {preset!r} for model {self.name!r}. "
+                             f"Available: {', '.join(self.presets)}.")
         return {**self.arch, **self.presets[preset]}
 
 

@@ -68,7 +68,8 @@ class CrossGate(nn.Module):
         hidden = max(channels // reduction, 8)
         self.spatial = nn.Conv2d(channels, 1, kernel_size=1)
         self.channel = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1)
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
         )
 
     def forward(self, target: Tensor, source: Tensor) -> Tensor:
@@ -108,7 +109,8 @@ class TwoStreamSegmenter(nn.Module):
     def forward(self, rgb: Tensor, flow: Tensor) -> Tensor:
         app, mot = rgb, flow
         fused = {}
-        for stage, app_stage, mot_stage in zip(STAGES, resnet_stages(self.app_encoder), resnet_stages(self.mot_encoder)):
+        app_stages, mot_stages = resnet_stages(self.app_encoder), resnet_stages(self.mot_encoder)
+        for stage, app_stage, mot_stage in zip(STAGES, app_stages, mot_stages):
             app, mot = app_stage(app), mot_stage(mot)
             # both gates read the other stream before either is updated
             app, mot = (

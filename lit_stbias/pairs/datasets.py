@@ -17,7 +17,6 @@ from torch.utils.data._utils.collate import default_collate
 from lit_stbias.pairs.flow import flow_to_rgb
 from lit_stbias.pairs.views import make_action_views, make_vos_views, random_style_pair, views_from_styled
 
-
 #: source keys copied into pair items when present (what reports need to name and score a video)
 PASSTHROUGH_KEYS = ("label", "video_id")
 _U64 = (1 << 64) - 1

@@ -15,7 +15,6 @@ from lit_stbias.data.flow import farneback_flow as _farneback
 from lit_stbias.pairs.stylize import check_range, check_video
 
 
-
 def _uint8(frame: Tensor) -> np.ndarray:
     """(3, H, W) or (1, H, W) or (H, W) float in [0, 1] -> (H, W, 3) or (H, W) uint8, as OpenCV takes it."""
     if frame.ndim == 2:

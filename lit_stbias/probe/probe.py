@@ -127,7 +127,9 @@ class BiasProbe:
         for metric in self.metrics.values():
             metric.reset()
 
-    def run(self, batches: Iterable[Mapping[str, Any]], progress: bool = True, desc: str = "probing") -> dict[str, BiasResult]:
+    def run(
+        self, batches: Iterable[Mapping[str, Any]], progress: bool = True, desc: str = "probing"
+    ) -> dict[str, BiasResult]:
         """Update on every batch of views (with a progress bar), then compute."""
         total = len(batches) if hasattr(batches, "__len__") else None
         for views in tqdm(batches, total=total, desc=desc, disable=not progress, unit="batch"):

@@ -55,7 +55,9 @@ def model_taps(model: nn.Module) -> dict[str, Tap]:
     return dict(taps) if isinstance(taps, Mapping) else {}
 
 
-def resolve_taps(model: nn.Module, taps: Sequence[str] | Mapping[str, TapSpec] | None = None) -> dict[str, tuple[nn.Module, Tap]]:
+def resolve_taps(
+    model: nn.Module, taps: Sequence[str] | Mapping[str, TapSpec] | None = None
+) -> dict[str, tuple[nn.Module, Tap]]:
     """Map tap names to (module, Tap). ``None`` means every tap the model declares.
 
     A name is first looked up in ``model.taps``, then as a dotted submodule name. Unknown names raise a

@@ -7,8 +7,13 @@ from lit_stbias.reports.center_bias import UNIFORM_SPREAD, center_bias_stats, pl
 from lit_stbias.reports.compare import compare
 from lit_stbias.reports.doc import load_doc
 from lit_stbias.reports.html import write_report
-from lit_stbias.reports.plots import (plot_layer_percent, plot_threshold_sweep, plot_two_stream, plot_unit_counts,
-                                      plot_unit_scores)
+from lit_stbias.reports.plots import (
+                                      plot_layer_percent,
+                                      plot_threshold_sweep,
+                                      plot_two_stream,
+                                      plot_unit_counts,
+                                      plot_unit_scores,
+)
 from lit_stbias.reports.style import COLORS
 from lit_stbias.reports.tables import summary_table
 

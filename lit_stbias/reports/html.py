@@ -12,8 +12,13 @@ from pathlib import Path
 import jinja2
 
 from lit_stbias.reports.doc import atomic_write, get_layer, has_threshold_sweep, is_two_stream
-from lit_stbias.reports.plots import (plot_layer_percent, plot_threshold_sweep, plot_two_stream, plot_unit_counts,
-                                      plot_unit_scores)
+from lit_stbias.reports.plots import (
+    plot_layer_percent,
+    plot_threshold_sweep,
+    plot_two_stream,
+    plot_unit_counts,
+    plot_unit_scores,
+)
 from lit_stbias.reports.tables import caption, summary_rows
 
 _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>

@@ -11,8 +11,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lit_stbias.reports.doc import (LAYER_CLASSES, UNIT_CLASSES, get_layer, is_two_stream, seed_note, stat,
-                                    stream_groups, tap_order, threshold_sweep)
+from lit_stbias.reports.doc import (
+    LAYER_CLASSES,
+    UNIT_CLASSES,
+    get_layer,
+    is_two_stream,
+    seed_note,
+    stat,
+    stream_groups,
+    tap_order,
+    threshold_sweep,
+)
 from lit_stbias.reports.style import COLORS, legend_outside, new_figure, save_figure, tick_labels
 
 PathLike = str | os.PathLike
