@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 
 from lit_stbias.data import from_spec
 from lit_stbias.metrics import BiasResult
-from lit_stbias.models import ClipInput, build, get_entry, load_weights
+from lit_stbias.models import ClipInput, build, get_entry, load_weights, read_checkpoint
 from lit_stbias.pairs import ActionPairs, VOSPairs, item_generator, pair_loader
 from lit_stbias.probe import BiasProbe, resolve_taps
 
@@ -70,9 +70,7 @@ def load_model(config: AnalysisConfig) -> tuple[nn.Module, dict[str, Any]]:
     kwargs: dict[str, Any] = {}
     if config.ckpt is not None:
         path = Path(config.ckpt)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(path)
         hparams = _lightning_hparams(ckpt)
         if hparams is not None:
             if config.model is not None and config.model != hparams["model_name"]:

@@ -7,11 +7,12 @@ downloads weights.
 """
 # importing the model modules registers their entries
 from lit_stbias.models import action, timesformer, vos  # noqa: F401
-from lit_stbias.models.checkpoints import LoadReport, from_pyslowfast, load_weights
+from lit_stbias.models.checkpoints import CheckpointError, LoadReport, from_pyslowfast, load_weights, read_checkpoint
 from lit_stbias.models.registry import ModelEntry, available, build, get_entry, register
 from lit_stbias.models.spec import ClipInput, InputSpec, pack_pathways
 
 __all__ = [
+    "CheckpointError",
     "ClipInput",
     "InputSpec",
     "LoadReport",
@@ -22,5 +23,6 @@ __all__ = [
     "get_entry",
     "load_weights",
     "pack_pathways",
+    "read_checkpoint",
     "register",
 ]

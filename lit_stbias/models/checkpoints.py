@@ -14,6 +14,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -30,11 +31,34 @@ class LoadReport:
     unexpected: list[str]
 
 
-def _read(source: str | os.PathLike | Mapping[str, Any], weights_only: bool) -> Mapping[str, Any]:
-    if isinstance(source, Mapping):
-        return source
-    # weights_only: a checkpoint file must not be able to run code when it is opened
-    return torch.load(source, map_location="cpu", weights_only=weights_only)
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read safely: missing, not a checkpoint, truncated, or naming code."""
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Open a checkpoint file without running any code from it (``torch.load(weights_only=True)``).
+
+    The only way this project opens a file a user points at. Any failure is a :class:`CheckpointError` with
+    one line naming the file and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors alike: the file is not a safe checkpoint
+        reason = " ".join(str(err).split())[:300]
+        raise CheckpointError(
+            f"cannot read {path} as a checkpoint ({type(err).__name__}: {reason}); give a PyTorch or Lightning "
+            "checkpoint holding tensors only (files that need arbitrary classes are refused)"
+        ) from None
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a state dict or checkpoint dict")
+    return dict(checkpoint)
+
+
+def _read(source: str | os.PathLike | Mapping[str, Any]) -> Mapping[str, Any]:
+    return source if isinstance(source, Mapping) else read_checkpoint(source)
 
 
 def _unwrap(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
@@ -122,7 +146,6 @@ def load_weights(
     model: nn.Module,
     source: str | os.PathLike | Mapping[str, Any],
     strict: bool = True,
-    weights_only: bool = True,
 ) -> LoadReport:
     """Load a checkpoint file or dict into ``model`` (see the module docstring for the formats).
 
@@ -130,13 +153,12 @@ def load_weights(
         strict: raise when any key is missing or unexpected. With ``strict=False`` the matching keys load and
             the rest is reported in a warning (e.g. a backbone into a model with a new head). Shape
             mismatches always raise: they mean a different configuration (preset or ``num_classes``).
-        weights_only: passed to ``torch.load``; set False only for files you trust.
 
     Raises:
         ValueError: naming the missing, unexpected and mismatching keys; the model is left untouched.
     """
     own = model.state_dict()
-    state = _strip_wrappers(_unwrap(_read(source, weights_only)), set(own))
+    state = _strip_wrappers(_unwrap(_read(source)), set(own))
     if is_pyslowfast(state):
         state = from_pyslowfast(state, model)
     # BatchNorm's batch counter is bookkeeping; older checkpoints lack it
