@@ -173,7 +173,8 @@ register("fast", resnet3d, task="action", arch=FAST,
 
 # SlowFast "TxS" names the slow pathway's clip; the model takes the fast one, alpha = 4 times denser.
 SLOWFAST_R101 = dict(model_depth=101, slowfast_fusion_conv_kernel_size=(5, 1, 1), slow_width=64, alpha=4, size=224)
-register("slowfast", slowfast, task="action", arch=SLOWFAST, summary="SlowFast 8x8 R50",
+register("slowfast", slowfast, task="action", arch=SLOWFAST,
+         summary="SlowFast 8x8 R50 (presets r101, 16x8_r101_50_50 for the published R101s)",
          presets={"full": dict(model_depth=50, slow_width=64, num_frames=32, alpha=4, size=224, sampling_rate=2),
                   "tiny": dict(model_depth=50, slow_width=16, beta_inv=4, blocks_per_stage=1, num_frames=32, alpha=4,
                                size=64),
@@ -199,7 +200,7 @@ MVIT_B = dict(depth=16, patch_embed_dim=96, num_heads=1, num_frames=16, size=224
               embed_dim_mul=[[1, 2.0], [3, 2.0], [14, 2.0]], atten_head_mul=[[1, 2.0], [3, 2.0], [14, 2.0]],
               pool_q_stride_size=[[1, 1, 2, 2], [3, 1, 2, 2], [14, 1, 2, 2]],
               pool_kv_stride_adaptive=[1, 8, 8], pool_kvq_kernel=[3, 3, 3])
-register("mvit", mvit, task="action", summary="MViT-B 16x4",
+register("mvit", mvit, task="action", summary="MViT-B 16x4 (preset 32x3)",
          presets={"full": MVIT_B,
                   "tiny": dict(depth=4, patch_embed_dim=32, num_heads=1, num_frames=8, size=64,
                                embed_dim_mul=[[1, 2.0], [3, 2.0]], atten_head_mul=[[1, 2.0], [3, 2.0]],
