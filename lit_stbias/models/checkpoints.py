@@ -53,6 +53,8 @@ def _names_code(name: str) -> bool:
     module = name.rpartition(".")[0]
     plain = module == "torch" or name.startswith(_TENSOR_PREFIXES) or name in _PLAIN or name in _ALLOWED_NAMES
     return not plain
+
+
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
 
 
@@ -95,9 +97,9 @@ def _cause(err: Exception) -> str:
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Open a checkpoint file without running any code from it (``torch.load(weights_only=True)``).
 
-    The only way this project opens a file a user points at. Tensors, plain containers, paths and
-    Lightning's hyper-parameter dict are read; a file whose pickle names anything else (a function such as
-    ``os.system``, a model class) is refused before any of it runs. Any failure is a :class:`CheckpointError`
+    The only way this project opens a file a user points at. Tensors, plain containers and ``pathlib`` paths
+    are read; a file whose pickle names anything else (a function such as ``os.system``, a model class) is
+    refused before any of it runs. Any failure is a :class:`CheckpointError`
     with one line naming the file, the cause and what to do.
     """
     path = Path(path)

@@ -51,6 +51,7 @@ class Tap:
 
 
 def check_pool_tokens(pool_tokens: str) -> str:
+    """``pool_tokens`` if it is one of :data:`POOL_TOKENS`; a ValueError naming both otherwise."""
     if pool_tokens not in POOL_TOKENS:
         raise ValueError(
             f"pool_tokens must be 'all' (every token, class token included, as the authors' release) or "
