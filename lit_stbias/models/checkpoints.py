@@ -11,8 +11,11 @@ Accepted sources (a path or an already loaded dict):
 from __future__ import annotations
 
 import os
+import pathlib
+import pickletools
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,25 +38,104 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be read safely: missing, not a checkpoint, truncated, or naming code."""
 
 
+# The only classes a checkpoint may name beyond tensors and plain containers: paths, which a Lightning
+# checkpoint's hyper-parameters can hold. Rebuilding one calls the path class on strings, nothing of the file.
+ALLOWED_GLOBALS = (pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath)
+_ALLOWED_NAMES = {f"{cls.__module__}.{cls.__qualname__}" for cls in ALLOWED_GLOBALS}
+# what the pickle of a tensor checkpoint names anyway (storages, dtypes, tensor rebuilders, plain containers);
+# any other global in a refused file is worth naming
+_TENSOR_PREFIXES = ("torch._utils.", "torch._tensor.")
+_PLAIN = {"collections.OrderedDict", "collections.Counter", "builtins.set", "__builtin__.set", "builtins.bytearray",
+          "builtins.complex", "_codecs.encode"}
+
+
+def _names_code(name: str) -> bool:
+    module = name.rpartition(".")[0]
+    plain = module == "torch" or name.startswith(_TENSOR_PREFIXES) or name in _PLAIN or name in _ALLOWED_NAMES
+    return not plain
+
+
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+
+
+def _pickled_globals(path: Path) -> list[str]:
+    """The globals (``module.name``) that the file's pickles name, read from the opcodes alone: nothing is
+    unpickled. For the error message only; what keeps code from running is ``weights_only=True``."""
+    names: list[str] = []
+    if zipfile.is_zipfile(path):
+        try:
+            names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception:  # not a torch.save archive: nothing to name
+            pass
+        return [n for n in names if _names_code(n)]
+    strings: list[str] = []
+    with open(path, "rb") as stream:
+        for _ in range(8):  # a legacy torch.save file is a few pickles in a row, the first ones tiny
+            try:
+                for opcode, arg, _pos in pickletools.genops(stream):
+                    if opcode.name in _STRING_OPS:
+                        strings.append(str(arg))
+                    elif opcode.name == "GLOBAL":
+                        names.append(".".join(str(arg).split(" ", 1)))
+                    elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        names.append(f"{strings[-2]}.{strings[-1]}")
+            except Exception:  # not (or no longer) a pickle
+                break
+    return [n for n in dict.fromkeys(names) if _names_code(n)]
+
+
+def _cause(err: Exception) -> str:
+    """torch's reason in a few words, without its advice to load the file with code execution switched on."""
+    text = re.sub(r"\[enforce fail at [^\]]*\]\s*\.?\s*", "", str(err))  # torch's C++ source location
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    sentences = [s for s in re.split(r"(?<=\.)\s+|\n+", text) if s.strip() and "weights_only" not in s]
+    reason = " ".join(" ".join(sentences[:1]).split())[:160] or type(err).__name__
+    return reason.rstrip(".")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Open a checkpoint file without running any code from it (``torch.load(weights_only=True)``).
 
-    The only way this project opens a file a user points at. Any failure is a :class:`CheckpointError` with
-    one line naming the file and what to do.
+    The only way this project opens a file a user points at. Tensors, plain containers and ``pathlib`` paths
+    are read; a file whose pickle names anything else (a function such as ``os.system``, a model class) is
+    refused before any of it runs. Any failure is a :class:`CheckpointError`
+    with one line naming the file, the cause and what to do.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}; check the path.")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file; give the .ckpt/.pth/.pyth file itself.")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        empty = path.stat().st_size == 0
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise CheckpointError(f"cannot open checkpoint {path}: {err.strerror}; check the file's permissions.") from None
+    if empty:
+        raise CheckpointError(f"{path} is an empty file (0 bytes), not a checkpoint; save or download it again.")
+    try:
+        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # a refused plain pickle
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch errors alike: the file is not a safe checkpoint
-        reason = " ".join(str(err).split())[:300]
+        named = _pickled_globals(path)
+        if named:
+            raise CheckpointError(
+                f"refused to load {path}: its pickle names {', '.join(named[:3])}, which lit_stbias never "
+                "unpickles (unpickling it could run code; nothing from the file was run). Use a checkpoint that holds "
+                "tensors only, e.g. saved with torch.save(model.state_dict(), path) by someone you trust."
+            ) from None
         raise CheckpointError(
-            f"cannot read {path} as a checkpoint ({type(err).__name__}: {reason}); give a PyTorch or Lightning "
-            "checkpoint holding tensors only (files that need arbitrary classes are refused)"
+            f"cannot read {path} as a checkpoint: truncated or not a zip/pickle file saved by torch.save "
+            f"({_cause(err)}); save or download it again."
         ) from None
     if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a state dict or checkpoint dict")
+        raise CheckpointError(
+            f"{path} holds a {type(checkpoint).__name__}, not a checkpoint: expected a dict (a state dict, or a "
+            "training checkpoint with 'state_dict' or 'model_state'); save one with torch.save(model.state_dict())."
+        )
     return dict(checkpoint)
 
 

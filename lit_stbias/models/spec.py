@@ -43,7 +43,11 @@ class InputSpec:
         alpha: SlowFast only: the slow pathway sees every ``alpha``-th frame (see :func:`pack_pathways`).
         two_stream: VOS only: the model is called as ``model(rgb, flow)``, each (B, 3, H, W).
         mean, std: per-channel normalisation the published weights expect; the model applies it to its
-            [0, 1] inputs itself (:class:`InputNormalization`).
+            [0, 1] inputs itself (:class:`InputNormalization`). Mean 0 and std 1 mean none.
+        sampling_rate: the frame stride of the published configuration's clips (``num_frames`` frames taken
+            every ``sampling_rate``-th frame: slow_r50 "8x8" -> 8, x3d_m "16x5" -> 5, SlowFast's 32-frame fast
+            clip -> 2), so a clip sampler can cut the window the weights were trained on. ``None``: not
+            published (tiny presets, VOS, a user's model); the sampler chooses.
     """
 
     num_frames: int
@@ -52,6 +56,12 @@ class InputSpec:
     two_stream: bool = False
     mean: Sequence[float] = KINETICS_MEAN
     std: Sequence[float] = KINETICS_STD
+    sampling_rate: int | None = None
+
+    @property
+    def normalizes(self) -> bool:
+        """Whether the model changes its [0, 1] inputs at all (``False`` for mean 0 and std 1)."""
+        return any(m != 0 for m in self.mean) or any(s != 1 for s in self.std)
 
     def pack(self, video: Tensor):
         """Turn a (B, C, T, H, W) clip into the model's input: the clip itself, or ``[slow, fast]`` for SlowFast."""
@@ -78,11 +88,11 @@ class InputNormalization:
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.mean, self.std = torch.tensor(mean), torch.tensor(std)
+        self.mean, self.std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
 
     def _apply(self, x):
         if isinstance(x, Tensor):
-            shape = (1, 3) + (1,) * (x.ndim - 2)
+            shape = (1, self.mean.numel()) + (1,) * (x.ndim - 2)
             return (x - self.mean.view(shape).to(x)) / self.std.view(shape).to(x)
         if isinstance(x, (list, tuple)):
             return type(x)(self._apply(v) for v in x)
@@ -113,8 +123,9 @@ class ClipInput:
 
 def declare(model: nn.Module, taps: dict, input_spec: InputSpec) -> nn.Module:
     """Attach the probe's taps (name -> :class:`~lit_stbias.probe.Tap`) and the input description to a model,
-    and make it normalise its [0, 1] inputs with the spec's mean and std."""
+    and make it normalise its [0, 1] inputs with the spec's mean and std (no hook when they are 0 and 1)."""
     model.taps = taps
     model.input_spec = input_spec
-    model.register_forward_pre_hook(InputNormalization(input_spec.mean, input_spec.std))
+    if input_spec.normalizes:
+        model.register_forward_pre_hook(InputNormalization(input_spec.mean, input_spec.std))
     return model

@@ -141,13 +141,17 @@ class TimeSformer(nn.Module):
         return self.head(self.norm(x)[:, 0])
 
 
-def timesformer(*, num_classes: int = 400, num_frames: int = 8, size: int = 224, **kwargs) -> nn.Module:
-    """TimeSformer; taps read each block's output without the class token."""
+def timesformer(
+    *, num_classes: int = 400, num_frames: int = 8, size: int = 224, sampling_rate: int | None = None, **kwargs
+) -> nn.Module:
+    """TimeSformer; taps read each block's tokens, the first of which is the class token (``skip_tokens=1``,
+    left out only when the probe pools ``"patches"``)."""
     model = TimeSformer(num_classes=num_classes, num_frames=num_frames, size=size, **kwargs)
     taps = {f"block{i}": Tap(f"blocks.{i}", skip_tokens=1) for i in range(len(model.blocks))}
-    return declare(model, taps, InputSpec(num_frames, size))
+    return declare(model, taps, InputSpec(num_frames, size, sampling_rate=sampling_rate))
 
 
 register("timesformer", timesformer, task="action", summary="TimeSformer-B, divided space-time attention, 8x32",
-         presets={"full": dict(patch_size=16, dim=768, depth=12, num_heads=12, num_frames=8, size=224),
+         presets={"full": dict(patch_size=16, dim=768, depth=12, num_heads=12, num_frames=8, size=224,
+                               sampling_rate=32),
                   "tiny": dict(patch_size=8, dim=64, depth=4, num_heads=4, drop_path=0.0, num_frames=8, size=64)})
