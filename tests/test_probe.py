@@ -63,10 +63,11 @@ def test_capture_declared_taps_list_outputs_and_class_token():
     assert set(feats) == {"stem", "slow", "fast", "both.0", "both.1", "tokens"}
     assert feats["slow"].shape == (2, 6) and feats["fast"].shape == (2, 2) and feats["tokens"].shape == (2, 5)
     assert torch.allclose(feats["slow"], feats["both.0"])
-    # the class token (all zeros in, bias out) is left out of the token pooling
+    # all tokens are pooled, the class token included, as the authors' release; "patches" leaves it out
     with torch.no_grad():
         out = model(x)
-    assert torch.allclose(feats["tokens"], out[:, 1:].mean(1))
+    assert torch.allclose(feats["tokens"], out.mean(1))
+    assert torch.allclose(extract(model, x, pool_tokens="patches")["tokens"], out[:, 1:].mean(1))
     assert all(len(m._forward_hooks) == 0 for m in model.modules()), "hooks must be removed on exit"
 
 
