@@ -1,4 +1,7 @@
 """Unit ablation: silencing channels of a tap, unit classes as channel sets, random control sets."""
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -268,3 +271,15 @@ def test_random_unit_sets_match_sizes_and_are_reproducible():
         random_unit_sets(classes, draws=0)
     with pytest.raises(ValueError, match="different lengths"):
         random_unit_sets({"a": torch.ones(3, dtype=torch.bool), "b": torch.ones(4, dtype=torch.bool)})
+
+
+def test_the_docs_examples_run(capsys):
+    text = (Path(__file__).parents[1] / "docs" / "intervene.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 3
+    for block in blocks:
+        exec(compile(block, "docs/intervene.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["tensor(True) tensor(True)",
+                       "{'dynamic': [0, 1, 2], 'static': [3, 4, 5], 'joint': [], 'residual': []}",
+                       "256 256"]
