@@ -1,7 +1,9 @@
 """StaticDropout: drops only the static channels, only in training steps, at rate p, reproducibly; its random
 control; the provider schedule; a tiny zoo training run; building it from the command line."""
+import json
 import math
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,6 +141,34 @@ def test_drop_masks_repeat_with_the_seed_and_ignore_the_global_rng():
     a, b, c = drops(first.records), drops(second.records), drops(other.records)
     assert len(a) == 10 and all(torch.equal(x, y) for x, y in zip(a, b))
     assert any(not torch.equal(x, y) for x, y in zip(a, c))
+
+
+def rank_dependent(trainer, pl_module):
+    """A provider that answers differently on every rank: rank 0's answer must win everywhere."""
+    return [i % 2 == trainer.global_rank for i in range(UNITS)]
+
+
+class WriteSets(Callback):
+    def __init__(self, out):
+        self.out = out
+
+    def on_train_end(self, trainer, pl_module):
+        callback = next(c for c in trainer.callbacks if isinstance(c, StaticDropout))
+        sets = {"static": callback.static.tolist(), "dropped": callback.dropped.tolist()}
+        Path(self.out, f"rank{trainer.global_rank}.json").write_text(json.dumps(sets))
+
+
+def test_two_processes_drop_from_the_same_sets_as_one(tmp_path):
+    callback = StaticDropout("hidden", p=0.5, mode="random", provider=rank_dependent, seed=3)
+    trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", callbacks=[callback, WriteSets(tmp_path)],
+                      max_epochs=1, limit_train_batches=2, limit_val_batches=0, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(Tiny(), loader(n=64))
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    even = [i % 2 == 0 for i in range(UNITS)]
+    assert ranks[0] == ranks[1] and ranks[0]["static"] == even  # rank 0's answer, on both ranks
+    one_process = StaticDropout("hidden", mode="random", static_units=even, seed=3)
+    assert ranks[0]["dropped"] == one_process.dropped.tolist()  # the control set depends on the seed only
 
 
 def random_result(static_channels):
