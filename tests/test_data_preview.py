@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lit_stbias.data.preview import main
+from lit_stbias.pairs.preview import main
 
 
 @pytest.mark.parametrize("spec,videos", [("synthetic:motion", 2), ("synthetic-vos:diffuse", 1)])
