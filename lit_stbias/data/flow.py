@@ -44,12 +44,12 @@ def farneback_flow(frame0: np.ndarray | Tensor, frame1: np.ndarray | Tensor) -> 
     """
     import cv2
 
+    if isinstance(frame0, Tensor) != isinstance(frame1, Tensor):
+        raise ValueError("pass both frames as tensors or both as numpy arrays.")
     if tuple(frame0.shape) != tuple(frame1.shape):
         raise ValueError(f"frames differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}.")
-    if isinstance(frame0, Tensor) and isinstance(frame1, Tensor):
+    if isinstance(frame0, Tensor):
         return torch.from_numpy(farneback_flow(tensor_to_uint8(frame0), tensor_to_uint8(frame1))).to(frame0.device)
-    if isinstance(frame0, Tensor) or isinstance(frame1, Tensor):
-        raise ValueError("pass both frames as tensors or both as numpy arrays.")
 
     def grey(frame: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
