@@ -13,6 +13,7 @@ the caller drops that item. A wrong root or layout raises at once, with the expe
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -119,12 +120,7 @@ def probe_clip(path: Path, mode: str = "metadata") -> tuple[int, float]:
 
 def clip_info(clip: Clip) -> tuple[int, float]:
     """Frame count and rate of a clip, probed now when indexing did not (``probe="none"``)."""
-    if clip.num_frames:
-        return clip.num_frames, clip.fps
-    if clip.path.is_dir():
-        return len(frame_files(clip.path)), 0.0
-    info = probe_video(clip.path)
-    return info.num_frames, info.fps
+    return (clip.num_frames, clip.fps) if clip.num_frames else probe_clip(clip.path)
 
 
 def read_clip(path: Path, indices: Sequence[int], size: int | tuple[int, int] | None) -> Tensor:
@@ -201,8 +197,10 @@ def match_rows(rows: dict[str, str], found: dict[str, Path]) -> tuple[dict[str, 
 
 
 def _reason(err: Exception, path: Path) -> str:
-    """An error's message with the file's path left out (the path is recorded next to it)."""
-    return str(err).replace(f"'{path}'", "the file").replace(str(path), "the file")
+    """An error's message with the video's path left out (it is recorded next to it); a file inside a frame
+    folder keeps its own name."""
+    text = str(err).replace(f"{path}{os.sep}", "")
+    return text.replace(f"'{path}'", "the file").replace(str(path), "the file")
 
 
 def read_or_raise(path: Path, read: Callable[[], Any]) -> Any:
@@ -213,7 +211,9 @@ def read_or_raise(path: Path, read: Callable[[], Any]) -> Any:
     except UnreadableVideo:
         raise
     except (VideoReadError, OSError) as err:
-        raise UnreadableVideo(path, f"unreadable: {_reason(err, path)}") from err
+        reason = _reason(err, path)
+        kind = "" if reason.startswith(("unreadable:", "empty:")) else "unreadable: "
+        raise UnreadableVideo(path, kind + reason) from err
 
 
 def resolve_sampling(num_frames: int | None, stride: int | None, sampling: ClipSampling | None) -> ClipSampling:
