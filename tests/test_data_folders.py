@@ -13,6 +13,7 @@ from lit_stbias.data import (
     SampleVideos,
     SyntheticVideos,
     SyntheticVOS,
+    UnreadableVideo,
     VideoFolder,
     from_spec,
     read_flow_file,
@@ -101,22 +102,117 @@ def test_bad_videos_are_skipped_counted_and_warned_once(tmp_path, footage):
         warnings.simplefilter("always")
         ds = VideoFolder(tmp_path, num_frames=4, size=16, min_frames=4)
     assert len(caught) == 1 and "skipped 5 of 7" in str(caught[0].message)
-    reasons = {path.split("/")[-1]: reason.split(":")[0] for path, reason in ds.skipped}
+    reasons = {entry["path"].split("/")[-1]: entry["reason"].split(":")[0] for entry in ds.skipped}
     assert reasons == {"corrupt.mp4": "unreadable", "empty.mp4": "empty", "short.mp4": "too short",
                        "no_frames": "empty", "never_downloaded": "missing"}
     assert len(ds) == 2 and ds[1]["video"].shape == (3, 4, 16, 16)
 
 
-def test_a_frame_that_fails_to_decode_later_is_replaced_by_the_next_video(tmp_path, footage):
+def test_a_frame_that_fails_to_decode_later_raises_and_is_never_replaced(tmp_path, footage):
     write_frames(tmp_path / "a", footage[:, :4])
     write_frames(tmp_path / "b", footage[:, 4:8])
     (tmp_path / "a" / "frame_2.jpg").write_bytes(b"not a jpeg")
     ds = VideoFolder(tmp_path, num_frames=4, size=16)  # the probe only counts frames: both pass
     assert len(ds) == 2 and not ds.skipped
-    with pytest.warns(UserWarning, match="cannot read"):
-        item = ds[0]
-    assert item["index"] == 1 and item["path"].endswith("b")
-    assert ds.skipped and ds.skipped[0][1].startswith("unreadable")
+    with pytest.raises(UnreadableVideo, match="cannot read .*a: unreadable") as err:
+        ds[0]
+    assert err.value.path == str(tmp_path / "a") and "cannot decode image frame_2.jpg" in err.value.reason
+    assert ds[1]["path"].endswith("b") and ds[1]["index"] == 1 and len(ds) == 2 and not ds.skipped
+
+
+def faststart_copy(src, dst):
+    """``src`` remuxed with its index (moov) before the frames, as streaming downloads are written."""
+    import av
+
+    with av.open(str(src)) as source, av.open(str(dst), "w", options={"movflags": "faststart"}) as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    return dst
+
+
+def rot_bytes(path, frame):
+    """Overwrite the first bytes of one frame's data in the middle of the file (its NAL length): bit rot the
+    decoder notices."""
+    import av
+
+    with av.open(str(path)) as container:
+        position = container.streams.video[0].index_entries[frame].pos
+    data = bytearray(path.read_bytes())
+    data[position:position + 4] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture()
+def damaged_folder(tmp_path, footage):
+    """Two good videos and four damaged ones: a partial mp4 (index at the end, lost), a partial mp4 written for
+    streaming (index first), a partial avi, and a bit-rotted mp4."""
+    root = tmp_path / "videos"
+    root.mkdir()
+    write_video(root / "good_a.mp4", footage)
+    write_video(root / "good_b.mp4", 1 - footage)
+    for name, cut in (("partial.mp4", 0.6), ("partial_streamed.mp4", 0.6)):
+        full = write_video(tmp_path / name, footage)
+        if name == "partial_streamed.mp4":
+            full = faststart_copy(full, tmp_path / f"fs_{name}")
+        data = full.read_bytes()
+        (root / name).write_bytes(data[: int(len(data) * cut)])
+    avi = write_video(tmp_path / "partial.avi", footage, codec="mpeg4").read_bytes()
+    (root / "partial_avi.avi").write_bytes(avi[: int(len(avi) * 0.8)])
+    write_video(root / "rotten.mp4", footage)
+    rot_bytes(root / "rotten.mp4", frame=7)
+    return root
+
+
+def test_partial_and_bit_rotted_videos_are_skipped_never_replaced(damaged_folder):
+    with pytest.warns(UserWarning, match="skipped 2 of 6"):
+        ds = VideoFolder(damaged_folder, num_frames=4, size=16)
+    # dropped when indexing: the partial mp4s (index lost, or listing frames past the end of the file)
+    reasons = {entry["path"].split("/")[-1]: entry["reason"] for entry in ds.skipped}
+    assert set(reasons) == {"partial.mp4", "partial_streamed.mp4"} and "truncated" in reasons["partial_streamed.mp4"]
+    assert all(set(entry) == {"path", "reason"} and entry["reason"].startswith("unreadable") for entry in ds.skipped)
+    # pass the header probe but fail to decode: raised, naming the file, never another video instead
+    assert len(ds) == 4
+    names = [clip.path.name for clip in ds.clips]
+    assert names == ["good_a.mp4", "good_b.mp4", "partial_avi.avi", "rotten.mp4"]
+    for index, clip in enumerate(ds.clips):
+        if clip.path.name.startswith("good"):
+            item = ds[index]
+            assert item["path"] == str(clip.path) and item["index"] == index
+            assert torch.equal(item["video"], read_frames(clip.path, sample_indices(12, 4), size=16))
+            continue
+        with pytest.raises(UnreadableVideo) as err:
+            ds[index]
+        assert err.value.path == str(clip.path) and clip.path.name in str(err.value)
+        assert err.value.reason.startswith("unreadable") and str(clip.path) not in err.value.reason
+        assert "never replaced" in str(err.value) and "\n" not in str(err.value)
+    assert len(ds) == 4 and len(ds.skipped) == 2  # reading changes neither
+
+
+def test_unprobed_partial_downloads_raise_when_read(damaged_folder):
+    ds = VideoFolder(damaged_folder, num_frames=4, size=16, probe="none")
+    assert len(ds) == 6 and not ds.skipped
+    outcome = {}
+    for index, clip in enumerate(ds.clips):
+        try:
+            outcome[clip.path.name] = ds[index]["path"] == str(clip.path)
+        except UnreadableVideo as err:
+            outcome[clip.path.name] = err.reason
+    assert outcome["good_a.mp4"] is True and outcome["good_b.mp4"] is True
+    assert "truncated" in outcome["partial_streamed.mp4"]
+    assert all(isinstance(outcome[n], str) for n in ("partial.mp4", "partial_avi.avi", "rotten.mp4"))
+
+
+def test_unreadable_video_survives_pickling_and_worker_reraise():
+    import pickle
+
+    err = UnreadableVideo("/data/v.mp4", "unreadable: cannot decode the file")
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.path, copy.reason, str(copy)) == (err.path, err.reason, str(err))
+    rebuilt = UnreadableVideo("Caught UnreadableVideo in DataLoader worker process 0. ...")  # torch's re-raise
+    assert isinstance(rebuilt, UnreadableVideo) and rebuilt.path is None and "worker" in rebuilt.reason
 
 
 def test_wrong_layouts_say_what_was_expected(tmp_path, footage):
@@ -178,7 +274,7 @@ def test_davis_like_computes_and_caches_farneback_flow(tmp_path, vos_video):
     write_davis(tmp_path, vos_video)
     with pytest.warns(UserWarning, match="skipped 1 of 2"):
         ds = DavisLike(tmp_path, size=None)
-    assert ds.videos == ["bear"] and len(ds) == 4 and ds.skipped[0][1].startswith("too short")
+    assert ds.videos == ["bear"] and len(ds) == 4 and ds.skipped[0]["reason"].startswith("too short")
     item = ds[1]
     assert item["frame"].shape == (3, 48, 48) and item["flow"].shape == (2, 48, 48) and item["has_mask"]
     assert torch.equal(item["mask"][0], vos_video["masks"][1])
@@ -203,6 +299,18 @@ def test_davis_like_reads_given_flow_and_scales_it_with_the_frame(tmp_path, vos_
     assert not (tmp_path / ".flow_cache").exists()
     assert torch.allclose(torch.from_numpy(read_flow_file(tmp_path / "Flow" / "bear" / f"frame_1{flow_ext}")),
                           vos_video["flow"][:, 0])
+
+
+def test_davis_like_frame_that_fails_to_decode_raises_naming_it(tmp_path, vos_video):
+    write_davis(tmp_path, vos_video, flow_ext=".npy")
+    with pytest.warns(UserWarning, match="skipped 1 of 2"):
+        ds = DavisLike(tmp_path, size=None)
+    broken = ds.frame_paths[0][2]
+    broken.write_bytes(b"not a png")
+    with pytest.raises(UnreadableVideo) as err:
+        ds[2]
+    assert err.value.path == str(broken) and len(ds) == 4
+    assert ds[3]["t"] == 3 and ds[1]["t"] == 1  # its neighbours still read, each as itself
 
 
 # --- pre-stylized ------------------------------------------------------------------------------------------
@@ -230,7 +338,7 @@ def test_prestylized_styles_must_hold_the_same_videos_and_bad_ones_are_skipped(t
     write_frames(tmp_path / "style_1" / "v3", footage[:, :1])
     with pytest.warns(UserWarning, match="skipped 1 of 3"):
         ds = PrestylizedVideos(tmp_path, num_frames=2, size=16, min_frames=2)
-    assert ds.video_ids == ["v1", "v2"] and "style_1/v3" in ds.skipped[0][0]
+    assert ds.video_ids == ["v1", "v2"] and "style_1/v3" in ds.skipped[0]["path"]
     assert "label" not in ds[0]
 
 

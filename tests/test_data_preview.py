@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lit_stbias.data.preview import main
+from lit_stbias.pairs.preview import main
 
 
 @pytest.mark.parametrize("spec,videos", [("synthetic:motion", 2), ("synthetic-vos:diffuse", 1)])
@@ -41,3 +41,43 @@ def test_every_source_feeds_the_pair_datasets(tmp_path):
         write_video(tmp_path / f"style_{k}" / "clip.mp4", video if k == 0 else 1 - video)
     styled = ActionPairs(PrestylizedVideos(tmp_path, num_frames=4, size=32))[0]
     assert set(styled["styles"]) == {"style_0", "style_1"} and styled["static"].shape == (3, 4, 32, 32)
+
+
+def test_data_never_imports_the_packages_above_it():
+    """``pairs`` may import ``data``; ``data`` (and the package's ``__init__``, which importing it runs) import
+    nothing of the project but ``data``, at the top or lazily inside functions."""
+    import ast
+    from pathlib import Path
+
+    import lit_stbias.data
+
+    folder = Path(lit_stbias.data.__file__).parent
+    for path in [*folder.rglob("*.py"), folder.parent / "__init__.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else ["<relative import>"]
+            above = [n for n in names if n.startswith(("lit_stbias", "<")) and not n.startswith("lit_stbias.data")]
+            assert not above, f"{path} imports {above}"
+
+
+def test_one_farneback_wrapper_for_arrays_and_tensors():
+    import torch
+
+    from lit_stbias.data import farneback_flow as data_flow
+    from lit_stbias.pairs import farneback_flow as pairs_flow
+
+    assert pairs_flow is data_flow
+    y, x = np.mgrid[:48, :48]
+    frame0 = (0.5 + 0.4 * np.sin(x / 3.0) * np.cos(y / 4.0)).astype(np.float32)
+    frame1 = np.roll(frame0, 2, axis=1)  # the pattern moves 2 px to the right
+    tensors = torch.from_numpy(frame0)[None], torch.from_numpy(frame1)[None]
+    arrays = [(f * 255).round().astype(np.uint8) for f in (frame0, frame1)]
+    from_tensors, from_arrays = data_flow(*tensors), data_flow(*arrays)
+    assert isinstance(from_tensors, torch.Tensor) and isinstance(from_arrays, np.ndarray)
+    assert np.array_equal(from_tensors.numpy(), from_arrays)
+    assert abs(float(from_arrays[0, 8:-8, 8:-8].mean()) - 2) < 0.3
+    with pytest.raises(ValueError, match="values in \\[0, 1\\]"):
+        data_flow(tensors[0] * 255, tensors[1] * 255)
+    with pytest.raises(ValueError, match="both frames as tensors or both as numpy arrays"):
+        data_flow(tensors[0], arrays[1])

@@ -1,14 +1,17 @@
 """Video sources: synthetic action and VOS videos, video files and frame folders, pre-stylized folders, DAVIS-like
-folders and the real sample clips; ``from_spec`` turns a ``--data`` string into one of them.
+folders and the real sample clips; ``from_spec`` turns a ``--data`` string into one of them, ``ClipSampling``
+says which frames of a video make a clip.
 
 Every video is a float tensor in [0, 1] shaped (C, T, H, W). See docs/data.md for item formats and layouts.
 """
 from lit_stbias.data.davis import DavisLike, read_flow_file
 from lit_stbias.data.flow import farneback_flow
 from lit_stbias.data.folders import PrestylizedVideos, SampleVideos, VideoFolder, find_videos
+from lit_stbias.data.sampling import WINDOWS, ClipSampling, load_annotations, uniform_subsample
 from lit_stbias.data.spec import SPEC_FORMS, from_spec
 from lit_stbias.data.synthetic import MOTIONS, TASKS, SyntheticVideos, time_reversed_label
 from lit_stbias.data.video_io import (
+    UnreadableVideo,
     VideoReadError,
     probe_video,
     read_frames,
@@ -20,6 +23,7 @@ from lit_stbias.data.video_io import (
 from lit_stbias.data.vos import SyntheticVOS, VOSFrames
 
 __all__ = [
+    "ClipSampling",
     "DavisLike",
     "MOTIONS",
     "PrestylizedVideos",
@@ -28,12 +32,15 @@ __all__ = [
     "SyntheticVOS",
     "SyntheticVideos",
     "TASKS",
+    "UnreadableVideo",
     "VOSFrames",
     "VideoFolder",
     "VideoReadError",
+    "WINDOWS",
     "farneback_flow",
     "find_videos",
     "from_spec",
+    "load_annotations",
     "probe_video",
     "read_flow_file",
     "read_frames",
@@ -41,5 +48,6 @@ __all__ = [
     "sample_indices",
     "sample_video_paths",
     "time_reversed_label",
+    "uniform_subsample",
     "write_video",
 ]

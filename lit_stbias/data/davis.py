@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lit_stbias.data.flow import farneback_flow
-from lit_stbias.data.folders import _SkipLog
+from lit_stbias.data.folders import _Skips, read_or_raise
 from lit_stbias.data.video_io import VideoReadError, fit_frame, frame_files, natural_key, read_image
 
 DAVIS_LAYOUT = """expected a DAVIS-like folder, e.g.
@@ -48,7 +48,10 @@ def read_flow_file(path: str | Path) -> np.ndarray:
             w, h = np.fromfile(handle, np.int32, 2)
             flow = np.fromfile(handle, np.float32, 2 * w * h).reshape(h, w, 2)
     else:
-        flow = np.load(path)
+        try:
+            flow = np.load(path)
+        except ValueError as err:  # not an .npy file, or one holding objects (never unpickled)
+            raise VideoReadError(f"{path} is not a flow array: {err}") from err
     flow = np.asarray(flow, np.float32)
     if flow.ndim == 3 and flow.shape[-1] == 2 and flow.shape[0] != 2:
         flow = flow.transpose(2, 0, 1)
@@ -77,7 +80,7 @@ def _size_tag(size: int | tuple[int, int] | None) -> str:
     return f"s{size}" if isinstance(size, int) else f"{size[0]}x{size[1]}"
 
 
-class DavisLike(_SkipLog, Dataset):
+class DavisLike(_Skips, Dataset):
     """Per-frame items of a DAVIS-like folder (see the module docstring for the layout).
 
     Item ``k`` is frame ``t`` of video ``v`` (frames 0..n-2 of every video, the last has no forward flow):
@@ -91,8 +94,9 @@ class DavisLike(_SkipLog, Dataset):
             (a path, or ``ROOT/ImageSets/**/<split>.txt``; DAVIS 2016's "frame mask" lines work too).
         cache_dir: where computed Farneback flow is cached (default ``ROOT/.flow_cache``).
         resolution: the optional level between ``JPEGImages`` and the video folders.
-    Videos with fewer than two frames are skipped (``dataset.skipped``); a frame that fails to decode at
-    read time is skipped the same way and replaced by the next one.
+    Videos with fewer than two frames are skipped (``dataset.skipped``); a frame (or flow file) that fails to
+    decode at read time raises :class:`~lit_stbias.data.UnreadableVideo` naming the frame, and no other frame
+    is returned in its place.
     """
 
     kind = "vos-frames"
@@ -132,7 +136,7 @@ class DavisLike(_SkipLog, Dataset):
             files = frame_files(images / name)
             if len(files) < 2:
                 reason = "empty: no frames" if not files else "too short: 1 frame, flow needs 2"
-                self.skipped.append((str(images / name), reason))
+                self._skip(images / name, reason)
                 continue
             self.videos.append(name)
             self.frame_paths.append(files)
@@ -212,30 +216,23 @@ class DavisLike(_SkipLog, Dataset):
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
-        for attempt in range(len(self.items)):
-            k = (index + attempt) % len(self.items)
-            v, t = self.items[k]
-            path = self.frame_paths[v][t]
-            try:
-                frame = read_image(path, self.size)
-                flow = self._flow(v, t, frame)
-            except (VideoReadError, OSError) as err:
-                self._skip_at_read(path, err)
-                continue
-            mask = self._mask(self.videos[v], path.stem)
-            has_mask = mask is not None
-            if mask is None:
-                mask = np.zeros(frame.shape[:2], np.float32)
-            return {
-                "frame": torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1), np.float32) / 255.0),
-                "flow": torch.from_numpy(flow),
-                "mask": torch.from_numpy(mask)[None],
-                "has_mask": has_mask,
-                "index": k,
-                "video_index": v,
-                "t": t,
-            }
-        raise VideoReadError(f"no frame under {self.root} could be read.")
+        v, t = self.items[index]
+        path = self.frame_paths[v][t]
+        frame = read_or_raise(path, lambda: read_image(path, self.size))
+        flow = read_or_raise(path, lambda: self._flow(v, t, frame))
+        mask = read_or_raise(path, lambda: self._mask(self.videos[v], path.stem))
+        has_mask = mask is not None
+        if mask is None:
+            mask = np.zeros(frame.shape[:2], np.float32)
+        return {
+            "frame": torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1), np.float32) / 255.0),
+            "flow": torch.from_numpy(flow),
+            "mask": torch.from_numpy(mask)[None],
+            "has_mask": has_mask,
+            "index": index,
+            "video_index": v,
+            "t": t,
+        }
 
     def __repr__(self) -> str:
         return (f"DavisLike(root={str(self.root)!r}, videos={len(self.videos)}, frames={len(self)}, "

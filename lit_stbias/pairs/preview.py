@@ -1,6 +1,6 @@
 """Look at the pairs a data source gives before measuring anything.
 
-    python -m lit_stbias.data.preview --data synthetic:motion --num-videos 3 --out preview.png
+    python -m lit_stbias.pairs.preview --data synthetic:motion --num-videos 3 --out preview.png
 
 writes a PNG with, for each of a few videos, its three views (anchor, dynamic partner, static partner) as rows
 of a few frames. Action sources: the dynamic partner is the clip in another style, the static partner the
@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lit_stbias.data.spec import from_spec
+from lit_stbias.data import from_spec
+from lit_stbias.pairs.flow import flow_to_rgb
+from lit_stbias.pairs.views import make_action_views, make_vos_views, random_style_pair, views_from_styled
 
 VIEWS = ("anchor", "dynamic", "static")
 GAP = 2  # white pixels between frames
@@ -36,8 +38,6 @@ def _pick(count: int, wanted: int) -> list[int]:
 
 def action_rows(dataset, index: int, frames: int, generator: torch.Generator) -> tuple[str, dict[str, np.ndarray]]:
     """Title and one strip per view for an action (or pre-stylized) item."""
-    from lit_stbias.pairs import make_action_views, random_style_pair, views_from_styled
-
     item = dataset[index]
     if "styled" in item:
         a, b = random_style_pair(generator, styles=sorted(item["styled"]))
@@ -56,8 +56,6 @@ def action_rows(dataset, index: int, frames: int, generator: torch.Generator) ->
 
 def vos_rows(dataset, video: int, frames: int, generator: torch.Generator) -> tuple[str, dict[str, np.ndarray]]:
     """Title and one strip per view (frame | flow image, for a few frames) of one VOS video."""
-    from lit_stbias.pairs import flow_to_rgb, make_vos_views, random_style_pair
-
     per_frame = dataset.frames()
     indices = per_frame.frame_indices(video)
     a, b = random_style_pair(generator)
@@ -105,7 +103,7 @@ def preview(spec: str, out: str | Path, videos: int = 3, frames: int = 4, seed: 
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(prog="python -m lit_stbias.data.preview", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m lit_stbias.pairs.preview", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True,
                         help="a data spec: synthetic:motion, synthetic-vos, samples, a folder, ...")
