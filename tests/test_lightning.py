@@ -121,7 +121,7 @@ def test_vos_run_logs_every_bias_key(tmp_path):
     assert len(taps) == 12 and expected_keys(taps) <= logged
     assert {"val/iou", "val/loss", "train/loss"} <= logged
     assert 0.0 <= float(trainer.callback_metrics["val/iou"]) <= 1.0
-    assert monitor.history[-1]["taps"]["mot.stage5"]["num_pairs"] == {"dynamic": 4, "static": 4}
+    assert monitor.history[-1]["taps"]["mot.layer4"]["num_pairs"] == {"dynamic": 4, "static": 4}
 
 
 class StopAfterEpoch(Callback):

@@ -28,6 +28,7 @@ from lit_stbias.pairs import (
     stylize_image,
     video_flow,
 )
+from lit_stbias.pairs.views import draw_flow_jitter
 from lit_stbias.probe import BiasProbe
 
 STYLES = available_styles()
@@ -241,12 +242,14 @@ def test_vos_views_restyle_rgb_and_jitter_only_the_static_flow():
     assert torch.equal(a_flow, flow_rgb) and torch.equal(d_flow, flow_rgb), "the dynamic view keeps the flow image"
     assert torch.equal(s_rgb, a_rgb), "the static view keeps the anchor's frame"
     assert float((s_flow - flow_rgb).abs().mean()) > 0.02, "the static view's flow image must be jittered"
-    # hue shifted by U(0.1, 0.5) of a turn on saturated pixels (saturation scaling keeps hue)
+    # the release's ColorJitter(0, 0, s, h): the hue moves by the drawn shift on saturated pixels, and the
+    # saturation goes up or down with the drawn factor
+    jitter = draw_flow_jitter(torch.Generator().manual_seed(0))
     hsv_before, hsv_after = rgb_to_hsv(flow_rgb), rgb_to_hsv(s_flow)
     strong = hsv_before[1] > 0.5
-    shift = ((hsv_after[0] - hsv_before[0]) / (2 * math.pi)).remainder(1.0)[strong]
-    assert 0.09 <= float(shift.median()) <= 0.51
-    assert float(hsv_after[1][strong].mean()) <= float(hsv_before[1][strong].mean()) + 1e-4
+    shift = ((hsv_after[0] - hsv_before[0]) / (2 * math.pi) + 0.5).remainder(1.0) - 0.5
+    assert float(shift[strong].median()) == pytest.approx(jitter.hue_shift, abs=0.005)
+    assert (float(hsv_after[1][strong].mean()) > float(hsv_before[1][strong].mean())) == (jitter.saturation > 1)
 
 
 def test_vos_views_batched_and_reproducible():
