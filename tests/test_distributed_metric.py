@@ -12,8 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchmetrics import MetricCollection
 
-from lit_stbias.metrics import StaticDynamicBias
-from lit_stbias.metrics.result import SCALAR_NAMES
+from lit_stbias.metrics import SCALAR_NAMES, StaticDynamicBias
 
 
 def _data():

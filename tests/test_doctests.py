@@ -71,8 +71,7 @@ class _Views(torch.utils.data.Dataset):
 def test_the_lightning_module_of_docs_metrics_logs_the_bias_of_its_layer(tmp_path):
     import lightning as L
 
-    from lit_stbias.metrics import StaticDynamicBias
-    from lit_stbias.metrics.result import SCALAR_NAMES
+    from lit_stbias.metrics import SCALAR_NAMES, StaticDynamicBias
 
     namespace = {}
     exec(compile(_tested_block(DOCS / "metrics.md"), "docs/metrics.md", "exec"), namespace)

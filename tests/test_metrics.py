@@ -7,8 +7,7 @@ import pytest
 import torch
 from reference import correlated_pairs, reference_bias
 
-from lit_stbias.metrics import BiasResult, StaticDynamicBias, static_dynamic_bias
-from lit_stbias.metrics.result import SCALAR_NAMES
+from lit_stbias.metrics import SCALAR_NAMES, BiasResult, StaticDynamicBias, static_dynamic_bias
 
 
 def _stream(z1, z2, factor, splits, **kwargs):
@@ -239,7 +238,8 @@ def test_compute_is_a_flat_dict_of_0d_tensors_named_by_scalars():
     assert sum(float(values[f"{c}_percent"]) for c in ("dynamic", "static", "identical")) == pytest.approx(100)
 
 
-def test_forward_every_step_leaves_the_state_update_would_and_returns_batch_values():
+@pytest.mark.parametrize("dist_sync_on_step", [False, True])  # torchmetrics' two forward paths
+def test_forward_every_step_leaves_the_state_update_would_and_returns_batch_values(dist_sync_on_step):
     z1, z2, factor = _tensors(13, 40, 6)
     only_static = factor == 1
     batches = [  # mixed; one factor only; one pair of one factor; mixed again
@@ -248,7 +248,7 @@ def test_forward_every_step_leaves_the_state_update_would_and_returns_batch_valu
         (z1[20:25], z2[20:25], torch.tensor([0, 1, 1, 1, 1])),
         (z1[25:], z2[25:], factor[25:]),
     ]
-    by_forward, by_update = StaticDynamicBias(6), StaticDynamicBias(6)
+    by_forward, by_update = StaticDynamicBias(6, dist_sync_on_step=dist_sync_on_step), StaticDynamicBias(6)
     batch_values = []
     for batch in batches:
         batch_values.append(by_forward(*batch))

@@ -39,7 +39,7 @@ class StaticDynamicBias(Metric):
     parallel update, so any split gives the single-pass answer. See :mod:`lit_stbias.metrics.functional`.
 
     * ``compute()`` returns a flat dict of 0-d float64 tensors (names in
-      :data:`lit_stbias.metrics.result.SCALAR_NAMES`), ready for ``self.log_dict``; it needs at least 2
+      :data:`lit_stbias.metrics.SCALAR_NAMES`), ready for ``self.log_dict``; it needs at least 2
       pairs of each factor and raises ``ValueError`` otherwise.
     * ``compute_result()`` returns the whole :class:`BiasResult` (unit scores, λ sweeps, JSON), synced the same way.
     * ``forward`` (``metric(z1, z2, factor)``) adds the batch to the state and returns the batch's own dict;
