@@ -115,7 +115,7 @@ class UserNet(L.LightningModule):
 def _fit_and_validate(rank, world_size, root):
     if world_size > 1:  # the processes exist already (tests/distributed.py): Lightning joins them
         os.environ.update(LOCAL_RANK=str(rank), RANK=str(rank), WORLD_SIZE=str(world_size), NODE_RANK="0")
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)  # one thread per worker; the pytest process keeps its own setting
 
     def loader(seed, n):  # rank r takes pairs r, r + world_size, ...: each step, the ranks split one global batch
         return DataLoader(Subset(_pairs(seed, n), range(rank, n, world_size)), batch_size=BATCH // world_size)
