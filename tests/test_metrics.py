@@ -7,7 +7,7 @@ import pytest
 import torch
 from reference import correlated_pairs, reference_bias
 
-from lit_stbias.metrics import BiasResult, StaticDynamicBias, static_dynamic_bias
+from lit_stbias.metrics import SCALAR_NAMES, BiasResult, StaticDynamicBias, static_dynamic_bias
 
 
 def _stream(z1, z2, factor, splits, **kwargs):
@@ -15,7 +15,7 @@ def _stream(z1, z2, factor, splits, **kwargs):
     bounds = np.cumsum([0, *splits])
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         metric.update(torch.from_numpy(z1[lo:hi]), torch.from_numpy(z2[lo:hi]), torch.from_numpy(factor[lo:hi]))
-    return metric.compute()
+    return metric.compute_result()
 
 
 def _assert_matches(result: BiasResult, ref, rtol=1e-9, atol=1e-9):
@@ -74,7 +74,7 @@ def test_accepts_half_single_and_double(dtype):
     ref = reference_bias(t1.double().numpy(), t2.double().numpy(), factor)  # same rounded inputs
     metric = StaticDynamicBias(10)
     metric.update(t1, t2, torch.from_numpy(factor))
-    _assert_matches(metric.compute(), ref)
+    _assert_matches(metric.compute_result(), ref)
     assert metric.mean_a.dtype == torch.float64
 
 
@@ -154,7 +154,7 @@ def test_reset_and_merge_state():
     left.update(t[0][:25], t[1][:25], t[2][:25])
     right.update(t[0][25:], t[1][25:], t[2][25:])
     left.merge_state(right)
-    _assert_matches(left.compute(), reference_bias(z1, z2, factor))
+    _assert_matches(left.compute_result(), reference_bias(z1, z2, factor))
     left.reset()
     assert left.num_pairs == {"dynamic": 0, "static": 0}
 
@@ -167,7 +167,7 @@ def test_works_under_inference_mode():
         for i in range(0, 40, 8):
             batch = slice(i, i + 8)
             metric.update(torch.from_numpy(z1[batch]), torch.from_numpy(z2[batch]), torch.from_numpy(factor[batch]))
-    _assert_matches(metric.compute(), reference_bias(z1, z2, factor))
+    _assert_matches(metric.compute_result(), reference_bias(z1, z2, factor))
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -195,8 +195,11 @@ def test_compute_needs_two_pairs_of_each_factor():
     metric.update(x, x, torch.tensor([0, 0, 0, 0, 1]))
     with pytest.raises(ValueError, match="at least 2 static pairs"):
         metric.compute()
+    with pytest.raises(ValueError, match="at least 2 static pairs"):
+        metric.compute_result()
     metric.update(x[:1], x[:1], torch.tensor([1]))
-    assert metric.compute().num_pairs == {"dynamic": 4, "static": 2}
+    assert metric.compute_result().num_pairs == {"dynamic": 4, "static": 2}
+    assert metric.compute()["units_residual"].ndim == 0
 
 
 def test_constructor_validation():
@@ -204,3 +207,189 @@ def test_constructor_validation():
         StaticDynamicBias(0)
     with pytest.raises(ValueError, match="layer_score"):
         StaticDynamicBias(3, layer_score="sum")
+
+
+# --- the torchmetrics routes: compute() scalars, forward every step, MetricCollection, plot ---------------
+
+
+def _tensors(seed, n, c):
+    return [torch.from_numpy(x) for x in correlated_pairs(np.random.default_rng(seed), n, c)]
+
+
+def _states(metric):
+    return {name: getattr(metric, name).clone() for name in ("n", "mean_a", "mean_b", "m2_a", "m2_b", "c_ab")}
+
+
+def test_compute_is_a_flat_dict_of_0d_tensors_named_by_scalars():
+    z1, z2, factor = _tensors(12, 60, 7)
+    metric = StaticDynamicBias(7, threshold=0.3)
+    metric.update(z1, z2, factor)
+    values, result = metric.compute(), metric.compute_result()
+    assert tuple(values) == SCALAR_NAMES == tuple(result.scalars())
+    assert all(isinstance(v, torch.Tensor) and v.ndim == 0 and v.dtype == torch.float64 for v in values.values())
+    assert {k: float(v) for k, v in values.items()} == result.scalars()
+    # what each flat name means, at the metric's own λ
+    assert float(values["dynamic_percent"]) == result.layer_percent["dynamic"]
+    assert float(values["identical_dims"]) == result.layer_dims["identical"]
+    assert float(values["score_static"]) == result.layer_scores["static"]
+    assert result.threshold == 0.3
+    assert {c: int(values[f"units_{c}"]) for c in ("dynamic", "static", "joint", "residual")} == \
+        result.unit_counts_at([0.3])[0.3] == result.unit_counts
+    assert sum(float(values[f"{c}_percent"]) for c in ("dynamic", "static", "identical")) == pytest.approx(100)
+
+
+@pytest.mark.parametrize("dist_sync_on_step", [False, True])  # torchmetrics' two forward paths
+def test_forward_every_step_leaves_the_state_update_would_and_returns_batch_values(dist_sync_on_step):
+    z1, z2, factor = _tensors(13, 40, 6)
+    only_static = factor == 1
+    batches = [  # mixed; one factor only; one pair of one factor; mixed again
+        (z1[:20], z2[:20], factor[:20]),
+        (z1[only_static][:9], z2[only_static][:9], factor[only_static][:9]),
+        (z1[20:25], z2[20:25], torch.tensor([0, 1, 1, 1, 1])),
+        (z1[25:], z2[25:], factor[25:]),
+    ]
+    by_forward, by_update = StaticDynamicBias(6, dist_sync_on_step=dist_sync_on_step), StaticDynamicBias(6)
+    batch_values = []
+    for batch in batches:
+        batch_values.append(by_forward(*batch))
+        by_update.update(*batch)
+        for name, value in _states(by_update).items():
+            assert torch.equal(getattr(by_forward, name), value), name
+    assert by_forward.update_count == by_update.update_count == 4
+    expected = sum(torch.bincount(b[2], minlength=2) for b in batches).tolist()
+    assert by_forward.num_pairs == by_update.num_pairs == dict(zip(("dynamic", "static"), expected))
+    assert by_forward.compute_result() == by_update.compute_result()
+    floats = lambda metric: {k: float(v) for k, v in metric.compute().items()}  # noqa: E731
+    assert floats(by_forward) == floats(by_update)
+    # batch values: the batch alone where it holds >= 2 pairs of each factor, NaN (not an error) otherwise
+    for batch, values in zip(batches, batch_values):
+        counts = torch.bincount(batch[2], minlength=2)
+        assert tuple(values) == SCALAR_NAMES
+        if bool((counts >= 2).all()):
+            assert {k: float(v) for k, v in values.items()} == static_dynamic_bias(*batch).scalars()
+        else:
+            assert all(bool(torch.isnan(v)) for v in values.values())
+    assert [bool((torch.bincount(b[2], minlength=2) >= 2).all()) for b in batches] == [True, False, False, True]
+
+
+def test_forward_on_a_bad_batch_raises_and_keeps_the_accumulated_state():
+    z1, z2, factor = _tensors(14, 20, 5)
+    metric = StaticDynamicBias(5)
+    metric(z1, z2, factor)
+    before, result = _states(metric), metric.compute_result()
+    with pytest.raises(ValueError, match="non-finite"):
+        metric(z1, z2.clone().fill_(float("nan")), factor)
+    with pytest.raises(ValueError, match="expected 5 units"):
+        metric(z1[:, :3], z2[:, :3], factor)
+    assert all(torch.equal(getattr(metric, k), v) for k, v in before.items())
+    assert metric.compute_result() == result
+
+
+def test_forward_in_a_mixed_precision_training_step_keeps_float64_and_no_graph():
+    z1, z2, factor = _tensors(15, 30, 4)
+    reference = StaticDynamicBias(4)
+    reference.update(z1.float(), z2.float(), factor)
+    metric = StaticDynamicBias(4)
+    layer = torch.nn.Linear(4, 4)
+    torch.nn.init.eye_(layer.weight), torch.nn.init.zeros_(layer.bias)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+        f1, f2 = layer(z1.float()), layer(z2.float())  # requires grad, like a layer's output in training_step
+    assert f1.requires_grad
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        values = metric(f1, f2, factor)
+    assert all(getattr(metric, k).dtype == torch.float64 and not getattr(metric, k).requires_grad
+               for k in _states(metric))
+    assert not any(v.requires_grad for v in values.values())
+    assert metric.compute_result() == reference.compute_result()
+
+
+def test_metric_collection_with_prefix_logs_flat_names_per_metric():
+    from torchmetrics import MetricCollection
+
+    z1, z2, factor = _tensors(16, 50, 8)
+    alone = StaticDynamicBias(8)
+    alone.update(z1, z2, factor)
+    single = MetricCollection({"conv": StaticDynamicBias(8)}, prefix="val/bias/")
+    single(z1[:30], z2[:30], factor[:30])
+    single.update(z1[30:], z2[30:], factor[30:])
+    values = single.compute()
+    assert list(values) == [f"val/bias/{name}" for name in SCALAR_NAMES]
+    assert {k: float(v) for k, v in values.items()} == pytest.approx(
+        {f"val/bias/{k}": float(v) for k, v in alone.compute().items()}, rel=1e-12)
+    # two thresholds on the same features: names get the metric's key, unit counts follow each λ
+    sweep = MetricCollection({"low": StaticDynamicBias(8, threshold=0.1), "high": StaticDynamicBias(8, threshold=0.9)},
+                             prefix="val/bias/")
+    sweep.update(z1, z2, factor)
+    values = sweep.compute()
+    result = alone.compute_result()
+    for key, lam in (("low", 0.1), ("high", 0.9)):
+        counts = result.unit_counts_at([lam])[lam]
+        assert {c: int(values[f"val/bias/{key}_units_{c}"]) for c in counts} == counts
+        assert float(values[f"val/bias/{key}_static_percent"]) == result.layer_percent["static"]
+
+
+def _drawn(ax):
+    """{class: (heights, bottoms)} of the stacked bars on ``ax``."""
+    return {c.get_label(): ([p.get_height() for p in c.patches], [p.get_y() for p in c.patches])
+            for c in ax.containers}
+
+
+def test_plot_draws_the_stacked_percent_bar_of_each_result():
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    z1, z2, factor = _tensors(17, 40, 10)
+    metric = StaticDynamicBias(10)
+    metric.update(z1, z2, factor)
+    result = metric.compute_result()
+    other = static_dynamic_bias(z1, z1 + 0.01 * z2, factor)
+
+    fig, ax = metric.plot()  # the metric's own state
+    assert isinstance(fig, Figure) and isinstance(ax, Axes)
+    drawn = _drawn(ax)
+    assert list(drawn) == ["static", "dynamic", "identical"]
+    p = result.layer_percent
+    assert drawn["static"] == ([pytest.approx(p["static"])], [0])
+    assert drawn["dynamic"] == ([pytest.approx(p["dynamic"])], [pytest.approx(p["static"])])
+    assert drawn["identical"][0] == [pytest.approx(p["identical"])]
+    assert drawn["identical"][1] == [pytest.approx(p["static"] + p["dynamic"])]
+    assert ax.get_ylim() == (0, 100)
+
+    fig, ax = metric.plot(metric.compute())  # a compute() dict draws the same bar
+    assert _drawn(ax)["dynamic"][0] == [pytest.approx(p["dynamic"])]
+
+    fig, ax = metric.plot({"layer1": result, "layer2": other})  # named bars, e.g. BiasProbe.compute()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer1", "layer2"]
+    assert _drawn(ax)["static"][0] == [pytest.approx(result.layer_percent["static"]),
+                                       pytest.approx(other.layer_percent["static"])]
+
+    given = Figure().subplots()  # a sequence (epochs) on the caller's axes
+    fig, ax = metric.plot([result.scalars(), other, metric.compute()], ax=given)
+    assert ax is given and fig is given.get_figure()
+    assert _drawn(ax)["identical"][0] == [pytest.approx(r.layer_percent["identical"]) for r in (result, other, result)]
+
+    with pytest.raises(ValueError, match="plot\\(\\) takes a BiasResult"):
+        metric.plot({"dynamic_percent": 1.0})
+
+
+def test_no_import_circle_and_no_plotting_imports_when_loading_the_metric():
+    """result.py never imports functional; no metrics module imports reports or matplotlib at load time."""
+    import ast
+    from pathlib import Path
+
+    import lit_stbias.metrics as package
+
+    def imported(tree, top_level_only):
+        nodes = tree.body if top_level_only else ast.walk(tree)
+        for node in nodes:
+            if isinstance(node, ast.ImportFrom):
+                yield node.module or ""
+            elif isinstance(node, ast.Import):
+                yield from (alias.name for alias in node.names)
+
+    folder = Path(package.__file__).parent
+    result_imports = set(imported(ast.parse((folder / "result.py").read_text()), top_level_only=False))
+    assert not {m for m in result_imports if m.startswith("lit_stbias")}, result_imports
+    for path in folder.glob("*.py"):
+        for module in imported(ast.parse(path.read_text()), top_level_only=True):
+            assert not module.startswith(("lit_stbias.reports", "matplotlib")), (path.name, module)

@@ -1,7 +1,9 @@
 """The static/dynamic bias estimator of Kowal et al. (CVPR 2022), as pure functions on feature tensors.
 
 All the maths lives here, once. :class:`~lit_stbias.metrics.StaticDynamicBias` only holds the
-sufficient statistics and calls these functions; :func:`static_dynamic_bias` is the one-shot twin.
+sufficient statistics and calls these functions; :func:`static_dynamic_bias` is the one-shot twin. The rule
+that sorts units into classes at λ lives with :class:`~lit_stbias.metrics.BiasResult`, which applies it again
+for a λ sweep.
 
 For factor f (0 = dynamic pairs, 1 = static pairs) with pairs (a_j, b_j), j = 1..n_f, and unit i::
 
@@ -18,14 +20,13 @@ processes gives the two-pass answer without storing a single feature.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from lit_stbias.metrics.result import BiasResult
+from lit_stbias.metrics.result import DYNAMIC, STATIC, BiasResult, unit_counts
 
-DYNAMIC, STATIC = 0, 1
 LAYER_SCORE_MODES = ("pooled", "unit_mean")
 FACTOR_NAMES = ("dynamic", "static")
 # A unit whose standard deviation is within a few float64 ulps of its mean carries no signal: it is dead.
@@ -208,26 +209,6 @@ def static_dynamic_bias(
     """
     factor = check_pairs(z1, z2, factor)
     return bias_from_moments(batch_moments(z1, z2, factor), threshold=threshold, layer_score=layer_score)
-
-
-def unit_counts(unit_scores: Tensor, dead_units: Tensor, threshold: float) -> dict[str, int]:
-    """Classify every unit once: joint (both scores > λ), dynamic, static (one of them), residual (neither)."""
-    dyn = (unit_scores[DYNAMIC] > threshold) & ~dead_units
-    stat = (unit_scores[STATIC] > threshold) & ~dead_units
-    joint = dyn & stat
-    return {
-        "dynamic": int((dyn & ~stat).sum()),
-        "static": int((stat & ~dyn).sum()),
-        "joint": int(joint.sum()),
-        "residual": int((~dyn & ~stat).sum()),
-    }
-
-
-def unit_counts_sweep(
-    unit_scores: Tensor, dead_units: Tensor, thresholds: Sequence[float]
-) -> dict[float, dict[str, int]]:
-    """Unit counts at several thresholds from the same scores (a λ sweep, nothing recomputed)."""
-    return {float(t): unit_counts(unit_scores, dead_units, float(t)) for t in thresholds}
 
 
 def layer_dims(layer_scores: dict[str, float], num_units: int) -> dict[str, int]:

@@ -1,4 +1,9 @@
-"""`BiasResult`: what the static/dynamic bias of one layer is, in a form that plots, logs and JSON can use."""
+"""`BiasResult`: what the static/dynamic bias of one layer is, in a form that plots, logs and JSON can use.
+
+This module also holds the rule that sorts units into classes at a threshold λ (:func:`unit_counts`),
+because a result applies it again for every λ of a sweep; :mod:`lit_stbias.metrics.functional` imports it
+from here when it builds a result, so the dependency runs one way only.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,6 +11,34 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor
+
+DYNAMIC, STATIC = 0, 1  # rows of ``unit_scores``, values of ``factor``
+LAYER_CLASSES = ("dynamic", "static", "identical")
+UNIT_CLASSES = ("dynamic", "static", "joint", "residual")
+# The flat names of BiasResult.scalars(), which StaticDynamicBias.compute() returns as 0-d tensors.
+SCALAR_NAMES = (
+    *(f"{c}_percent" for c in LAYER_CLASSES),
+    *(f"{c}_dims" for c in LAYER_CLASSES),
+    "score_dynamic",
+    "score_static",
+    *(f"units_{c}" for c in UNIT_CLASSES),
+)
+
+
+def unit_counts(unit_scores: Tensor, dead_units: Tensor, threshold: float) -> dict[str, int]:
+    """Classify every unit once: joint (both scores > λ), dynamic, static (one of them), residual (neither).
+
+    Dead units (no variance) are always residual.
+    """
+    dyn = (unit_scores[DYNAMIC] > threshold) & ~dead_units
+    stat = (unit_scores[STATIC] > threshold) & ~dead_units
+    joint = dyn & stat
+    return {
+        "dynamic": int((dyn & ~stat).sum()),
+        "static": int((stat & ~dyn).sum()),
+        "joint": int(joint.sum()),
+        "residual": int((~dyn & ~stat).sum()),
+    }
 
 
 @dataclass
@@ -32,9 +65,31 @@ class BiasResult:
 
     def unit_counts_at(self, thresholds: Sequence[float]) -> dict[float, dict[str, int]]:
         """Unit counts for several thresholds λ at once, from the stored unit scores (a λ sweep)."""
-        from lit_stbias.metrics.functional import unit_counts_sweep
+        return {float(t): unit_counts(self.unit_scores, self.dead_units, float(t)) for t in thresholds}
 
-        return unit_counts_sweep(self.unit_scores, self.dead_units, thresholds)
+    def scalars(self) -> dict[str, float]:
+        """The flat numbers a logger takes, named as in ``SCALAR_NAMES``; unit counts at this result's λ.
+
+        Example:
+            >>> import torch
+            >>> from lit_stbias.metrics.functional import static_dynamic_bias
+            >>> x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+            >>> result = static_dynamic_bias(torch.cat([x, x]), torch.cat([x, x.flip(0)]),
+            ...                              torch.cat([torch.zeros(32), torch.ones(32)]).long())
+            >>> scalars = result.scalars()
+            >>> list(scalars)[:3]
+            ['dynamic_percent', 'static_percent', 'identical_percent']
+            >>> scalars["units_dynamic"], scalars["score_dynamic"]
+            (4.0, 1.0)
+        """
+        values = (
+            *(self.layer_percent[c] for c in LAYER_CLASSES),
+            *(self.layer_dims[c] for c in LAYER_CLASSES),
+            self.layer_scores["dynamic"],
+            self.layer_scores["static"],
+            *(self.unit_counts[c] for c in UNIT_CLASSES),
+        )
+        return {name: float(v) for name, v in zip(SCALAR_NAMES, values, strict=True)}
 
     def to_dict(self, thresholds: Sequence[float] | None = None, include_units: bool = False) -> dict[str, Any]:
         """JSON-ready summary. ``thresholds`` adds a λ sweep; ``include_units`` adds every unit's two scores."""

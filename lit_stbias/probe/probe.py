@@ -121,7 +121,7 @@ class BiasProbe:
         """One result per tap (per pathway for list outputs), in network order; DDP-synced when running distributed."""
         if not self.metrics:
             raise ValueError("the probe has seen no pairs yet; call update() with batches of views first.")
-        return {name: metric.compute() for name, metric in self.metrics.items()}
+        return {name: metric.compute_result() for name, metric in self.metrics.items()}
 
     def reset(self) -> None:
         for metric in self.metrics.values():
