@@ -130,7 +130,7 @@ def test_probe_equals_metric_on_extracted_features_and_respects_valid_mask():
         keep = v.get("valid", torch.ones(3, dtype=torch.bool))
         a, d, s = (extract(model, v[k][keep], ["1"])["1"] for k in ("anchor", "dynamic", "static"))
         metric.update(torch.cat([a, a]), torch.cat([d, s]), torch.tensor([0] * len(a) + [1] * len(a)))
-    assert probe.compute()["1"] == metric.compute()
+    assert probe.compute()["1"] == metric.compute_result()
     assert probe.compute()["1"].num_pairs == {"dynamic": 8, "static": 8}
 
 
@@ -178,4 +178,4 @@ def test_amp_forward_keeps_metric_in_float64():
         metric = StaticDynamicBias(3)
         x = torch.randn(6, 3, dtype=torch.float64) * 1e-3 + 1e4
         metric.update(x, x.flip(0), torch.tensor([0, 0, 0, 1, 1, 1]))
-    assert metric.mean_a.dtype == torch.float64 and metric.compute().num_dead_units == 0
+    assert metric.mean_a.dtype == torch.float64 and metric.compute_result().num_dead_units == 0
