@@ -187,12 +187,17 @@ def test_usage_error_through_the_command_line(case, tmp_path):
     assert snapshot(tmp_path) == before  # no run folder created, the previous one unchanged
 
 
-def test_unreadable_checkpoints_are_usage_errors(tmp_path, capsys):
-    """Neighbours, in process: `last` with no run yet, random bytes as a checkpoint."""
+def test_neighbouring_usage_errors(tmp_path, capsys):
+    """In process: `last` with no run yet, random bytes as a checkpoint, `test` without a test step or set."""
     (tmp_path / "random.ckpt").write_bytes(os.urandom(2048))
-    for options, fragment in ((["--ckpt_path", "last"], "has no last.ckpt yet"),
-                              (["--ckpt_path", str(tmp_path / "random.ckpt")], "cannot read")):
-        assert main(tiny_args(tmp_path / "runs", name="fresh") + options) == 2
+    vos = ["test", "--config", str(ROOT / "configs" / "rtnet_centred.yaml"), "--out", str(tmp_path / "runs")]
+    folder = tiny_args(tmp_path / "runs", subcommand="test") + ["--data.data", str(tmp_path)]
+    for args, fragment in ((tiny_args(tmp_path / "runs") + ["--ckpt_path", "last"], "has no last.ckpt yet"),
+                           (tiny_args(tmp_path / "runs") + ["--ckpt_path", str(tmp_path / "random.ckpt")],
+                            "cannot read"),
+                           (vos, "VOSModule has no test step"),
+                           (folder, "--data.test_data FOLDER")):
+        assert main(args) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and fragment in err
     assert not (tmp_path / "runs").exists()
@@ -225,6 +230,9 @@ def test_resume_with_ckpt_path_last_continues_epochs_and_history(tmp_path):
     validated = run(tiny_args(tmp_path, subcommand="validate", ckpt_path="last"))
     assert Path(validated["run_dir"]) == tmp_path / "tiny-validate" and validated["stage"] == "validate"
     assert validated["metrics"]["val/acc1"] == pytest.approx(resumed["metrics"]["val/acc1"])
+    # test it on the synthetic test clips (their own seed) into <name>-test
+    tested = run(tiny_args(tmp_path, subcommand="test", ckpt_path="last"))
+    assert Path(tested["run_dir"]) == tmp_path / "tiny-test" and 0.0 <= tested["metrics"]["test/acc1"] <= 1.0
 
 
 def test_seeded_training_repeats_itself(tmp_path):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from jsonargparse import ArgumentParser
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.accelerators import AcceleratorRegistry
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -66,6 +66,23 @@ def default_run_name(config) -> str:
     tag = str(spec).replace(":", "-").replace("/", "-").replace("\\", "-").strip("-.") or "data"
     name = f"{model.model_name}-{tag}"
     return name + ("-shuffled" if model.get("shuffle_frames") else "")
+
+
+def import_class(class_path: str) -> type:
+    module_name, _, class_name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def check_test_set(config) -> None:
+    """``test`` needs a module with a test step and data with a test set (synthetic, or ``--data.test_data``)."""
+    module = import_class(config.model.class_path)
+    if module.test_step is LightningModule.test_step:
+        raise UsageError(f"test: {module.__name__} has no test step; evaluate it with validate.")
+    data = config.data.init_args
+    spec = data.get("data")
+    if spec and not str(spec).startswith("synthetic") and not data.get("test_data"):
+        raise UsageError(f"test: --data.data {spec} has no test set; give a labelled test folder with "
+                         "--data.test_data FOLDER, or use validate.")
 
 
 def check_devices(accelerator: Any, devices: Any) -> None:
@@ -228,11 +245,13 @@ class TrainCLI(LightningCLI):
         if not name or Path(name).name != name or name in (".", "..") or os.sep in name or "/" in name:
             raise UsageError(f"--name {name}: not a plain folder name; give a name without '/' or '..' "
                              "(the run goes into --out).")
-        fit_dir = Path(config.out).resolve() / name
-        self.run_dir = fit_dir if subcommand == "fit" else fit_dir.with_name(f"{name}-{subcommand}")
-        config.ckpt_path = self._resolve_ckpt(config.ckpt_path, fit_dir)
+        self.fit_dir = Path(config.out).resolve() / name
+        self.run_dir = self.fit_dir if subcommand == "fit" else self.fit_dir.with_name(f"{name}-{subcommand}")
+        config.ckpt_path = self._resolve_ckpt(config.ckpt_path, self.fit_dir)
         self.resuming = subcommand == "fit" and config.ckpt_path is not None
         check_devices(config.trainer.accelerator, config.trainer.devices)
+        if subcommand == "test":
+            check_test_set(config)
         if config.trainer.enable_checkpointing is False:
             raise UsageError("--trainer.enable_checkpointing false: runs always keep their last checkpoint; "
                              "use --checkpoint.save_top_k 0 to keep no best checkpoints.")
@@ -246,8 +265,7 @@ class TrainCLI(LightningCLI):
     @staticmethod
     def _check_model_name(model) -> None:
         """A usage error naming the available models, before anything is built."""
-        module_name, _, class_name = model.class_path.rpartition(".")
-        task = getattr(getattr(importlib.import_module(module_name), class_name), "task", "")
+        task = getattr(import_class(model.class_path), "task", "")
         name = model.init_args.get("model_name")
         if task and name not in available(task):
             raise UsageError(f"--model.model_name {name}: unknown {task} model. "
@@ -272,7 +290,7 @@ class TrainCLI(LightningCLI):
     # -- the run folder and the trainer --------------------------------------------------------------------
     def before_instantiate_classes(self) -> None:
         """Replace a previous run's files when told to (the checks passed), and point the checkpoints at the
-        run folder."""
+        run's checkpoints/ (validate and test write none; the folder is the one their ``last`` comes from)."""
         config = self.config[self.subcommand]
         if not self.resuming and is_launcher_rank_zero():
             for path in (self.run_dir / f for f in RUN_ARTIFACTS):
@@ -280,10 +298,9 @@ class TrainCLI(LightningCLI):
                     shutil.rmtree(path)
                 elif path.exists():
                     path.unlink()
-        config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        config.checkpoint.dirpath = str(self.fit_dir / "checkpoints")
         if config.checkpoint.monitor is None:
-            module_name, _, class_name = config.model.class_path.rpartition(".")
-            config.checkpoint.monitor = getattr(importlib.import_module(module_name), class_name).monitor or None
+            config.checkpoint.monitor = getattr(import_class(config.model.class_path), "monitor", None) or None
 
     def loggers(self) -> list:
         """CSV always; W&B unless ``--wandb false``, with the run config holding model, data and monitor."""

@@ -136,6 +136,8 @@ class ActionRecognitionModule(TrainModule):
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.test_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
 
     @property
     def clip_frames(self) -> int:
@@ -183,14 +185,22 @@ class ActionRecognitionModule(TrainModule):
         self.log("train/acc1", self.train_acc1, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
 
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+    def _evaluate(self, batch: Mapping[str, Any], stage: str, acc1: MulticlassAccuracy,
+                  acc5: MulticlassAccuracy) -> None:
         loss, logits, labels = self._step(batch)
-        self.val_acc1(logits, labels)
-        self.val_acc5(logits, labels)
+        acc1(logits, labels)
+        acc5(logits, labels)
         n = len(labels)
-        self.log("val/loss", loss, sync_dist=True, batch_size=n)
-        self.log("val/acc1", self.val_acc1, prog_bar=True, batch_size=n)
-        self.log("val/acc5", self.val_acc5, batch_size=n)
+        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=n)
+        self.log(f"{stage}/acc1", acc1, prog_bar=True, batch_size=n)
+        self.log(f"{stage}/acc5", acc5, batch_size=n)
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc1, self.val_acc5)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        """As validation, on the DataModule's test set (``test/acc1``, ``test/acc5``, ``test/loss``)."""
+        self._evaluate(batch, "test", self.test_acc1, self.test_acc5)
 
 
 def soft_iou_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, eps: float = 1.0) -> Tensor:
