@@ -188,15 +188,20 @@ def test_usage_error_through_the_command_line(case, tmp_path):
 
 
 def test_neighbouring_usage_errors(tmp_path, capsys):
-    """In process: `last` with no run yet, random bytes as a checkpoint, `test` without a test step or set."""
+    """In process: `last` with no run yet, random bytes as a checkpoint, `test` without a test step or set,
+    a module refusing its arguments, a data folder without videos (found before the run writes anything)."""
     (tmp_path / "random.ckpt").write_bytes(os.urandom(2048))
+    (tmp_path / "empty").mkdir()
     vos = ["test", "--config", str(ROOT / "configs" / "rtnet_centred.yaml"), "--out", str(tmp_path / "runs")]
     folder = tiny_args(tmp_path / "runs", subcommand="test") + ["--data.data", str(tmp_path)]
     for args, fragment in ((tiny_args(tmp_path / "runs") + ["--ckpt_path", "last"], "has no last.ckpt yet"),
                            (tiny_args(tmp_path / "runs") + ["--ckpt_path", str(tmp_path / "random.ckpt")],
                             "cannot read"),
                            (vos, "VOSModule has no test step"),
-                           (folder, "--data.test_data FOLDER")):
+                           (folder, "--data.test_data FOLDER"),
+                           (tiny_args(tmp_path / "runs") + ["--model.optimizer", "adam"],
+                            "optimizer must be one of ('sgd', 'adamw'), got 'adam'"),
+                           (tiny_args(tmp_path / "runs") + ["--data.data", str(tmp_path / "empty")], "no videos")):
         assert main(args) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and fragment in err

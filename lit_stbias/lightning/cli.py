@@ -289,18 +289,23 @@ class TrainCLI(LightningCLI):
 
     # -- the run folder and the trainer --------------------------------------------------------------------
     def before_instantiate_classes(self) -> None:
-        """Replace a previous run's files when told to (the checks passed), and point the checkpoints at the
-        run's checkpoints/ (validate and test write none; the folder is the one their ``last`` comes from)."""
+        """Point the checkpoints at the run's checkpoints/ (validate and test write none; it is the folder
+        their ``last`` comes from) and the best checkpoint at the module's validation metric."""
         config = self.config[self.subcommand]
-        if not self.resuming and is_launcher_rank_zero():
-            for path in (self.run_dir / f for f in RUN_ARTIFACTS):
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
         config.checkpoint.dirpath = str(self.fit_dir / "checkpoints")
         if config.checkpoint.monitor is None:
             config.checkpoint.monitor = getattr(import_class(config.model.class_path), "monitor", None) or None
+
+    def instantiate_classes(self) -> None:
+        """LightningCLI's, with a module's or DataModule's own refusal of its arguments (a ValueError that
+        names the problem, which jsonargparse wraps in a report of every type it tried) as a usage error."""
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            cause: BaseException = err
+            while isinstance(cause.__cause__ or cause.__context__, ValueError):
+                cause = cause.__cause__ or cause.__context__
+            raise UsageError(" ".join(str(cause).split())) from err
 
     def loggers(self) -> list:
         """CSV always; W&B unless ``--wandb false``, with the run config holding model, data and monitor."""
@@ -337,7 +342,24 @@ class TrainCLI(LightningCLI):
             kwargs.setdefault("logger", self.loggers())
         return super().instantiate_trainer(**kwargs)
 
-    # -- after the run ---------------------------------------------------------------------------------------
+    # -- around the run -------------------------------------------------------------------------------------
+    def before_fit(self) -> None:
+        """Everything is built and the data checked: now (and only now) replace a previous run's files, when
+        told to."""
+        setup_for = getattr(self.datamodule, "setup_for", None)
+        if setup_for is not None:
+            setup_for(self.model, self.subcommand)
+        if self.resuming or not is_launcher_rank_zero():
+            return
+        for path in (self.run_dir / f for f in RUN_ARTIFACTS):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+    before_validate = before_fit
+    before_test = before_fit
+
     def after_fit(self) -> None:
         self.summary = summarize(self, time.perf_counter() - self.started)
         if not self.trainer.is_global_zero:

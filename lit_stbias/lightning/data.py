@@ -62,11 +62,21 @@ class VideoDataModule(LightningDataModule):
         self.test_source: Dataset | None = None
         self.num_frames: int | None = self.hparams.num_frames
         self.size: int | None = self.hparams.size
+        self._module = None
 
     def _model(self):
-        """The LightningModule in training, if any: the source of clip length, size and class count."""
+        """The LightningModule to train, if any: the source of clip length, size and class count."""
+        if self._module is not None:
+            return self._module
         trainer = getattr(self, "trainer", None)
         return trainer.lightning_module if trainer is not None else None
+
+    def setup_for(self, module, stage: str) -> None:
+        """``setup(stage)`` for ``module`` before the Trainer runs, so bad data (an empty folder, a class
+        count that does not match the model) is refused before a run writes anything; the Trainer's own
+        ``setup`` call then finds the sources built."""
+        self._module = module
+        self.setup(stage)
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         hp = self.hparams

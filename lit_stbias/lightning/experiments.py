@@ -410,7 +410,8 @@ def experiment_parser(name: str) -> ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``train.py`` and ``lit-stbias-train``: fit, validate, test (LightningCLI), default, shuffle-experiment.
-    A usage error is one line on stderr and exit code 2."""
+    A usage error, or bad input the library refuses (``ValueError``, ``FileNotFoundError``), is one line on
+    stderr and exit code 2."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         if not args or args[0] in EXPERIMENTS:
@@ -422,8 +423,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # None: LightningCLI reads sys.argv itself, which is also what DDP's launcher re-runs
             run(None if args == sys.argv[1:] else args,
                 extra_subcommands={name: experiment_parser(name) for name in EXPERIMENTS})
-    except UsageError as err:
-        print(f"train.py: error: {err}", file=sys.stderr, flush=True)
+    except (ValueError, FileNotFoundError) as err:  # UsageError, and the library's one-line refusals of bad input
+        print(f"train.py: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
         return 2
     return 0
 
