@@ -34,6 +34,7 @@ from lightning.pytorch.accelerators import AcceleratorRegistry
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from lit_stbias.lightning.bias_monitor import HISTORY_FILE, BiasMonitor, final_bias
 from lit_stbias.lightning.data import VideoDataModule
@@ -137,6 +138,7 @@ class EpochAxisWandbLogger(WandbLogger):
         super().__init__(*args, **kwargs)
         self._epoch_keys: set[str] = set()
 
+    @rank_zero_only
     def log_metrics(self, metrics, step: Optional[int] = None) -> None:
         new = [k for k in metrics if k.startswith(EPOCH_METRIC_PREFIXES) and k not in self._epoch_keys]
         if new:
