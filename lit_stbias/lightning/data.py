@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from lit_stbias.data import from_spec
 
 VAL_SEED_OFFSET = 1000  # synthetic validation clips come from seed + this: never a training clip
+TEST_SEED_OFFSET = 2000  # and test clips from seed + this: neither a training nor a validation clip
 
 
 class EpochShuffleSampler(RandomSampler):
@@ -58,13 +59,24 @@ class VideoDataModule(LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.train_source: Dataset | None = None
         self.val_source: Dataset | None = None
+        self.test_source: Dataset | None = None
         self.num_frames: int | None = self.hparams.num_frames
         self.size: int | None = self.hparams.size
+        self._module = None
 
     def _model(self):
-        """The LightningModule in training, if any: the source of clip length, size and class count."""
+        """The LightningModule to train, if any: the source of clip length, size and class count."""
+        if self._module is not None:
+            return self._module
         trainer = getattr(self, "trainer", None)
         return trainer.lightning_module if trainer is not None else None
+
+    def setup_for(self, module, stage: str) -> None:
+        """``setup(stage)`` for ``module`` before the Trainer runs, so bad data (an empty folder, a class
+        count that does not match the model) is refused before a run writes anything; the Trainer's own
+        ``setup`` call then finds the sources built."""
+        self._module = module
+        self.setup(stage)
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         hp = self.hparams
@@ -84,6 +96,11 @@ class VideoDataModule(LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_source, train=False)
 
+    def test_dataloader(self) -> DataLoader:
+        if self.test_source is None:
+            raise ValueError(f"{type(self).__name__} has no test set.")
+        return self._loader(self.test_source, train=False)
+
 
 class ActionDataModule(VideoDataModule):
     """Labelled clips for :class:`~lit_stbias.lightning.ActionRecognitionModule`.
@@ -91,7 +108,9 @@ class ActionDataModule(VideoDataModule):
     Args:
         task: synthetic task (``appearance``, ``motion``, ``mixed``); used when ``data`` is not given.
         data: any spec of ``lit_stbias.data.from_spec`` (``synthetic:motion``, a video folder with labels, ...).
-        num_videos, val_videos: synthetic set sizes (folders: all videos, ``val_fraction`` held out).
+        num_videos, val_videos: synthetic set sizes (folders: all videos, ``val_fraction`` held out); the
+            synthetic test set (``train.py test``) has ``val_videos`` clips of its own.
+        test_data: a labelled folder (any ``from_spec`` spec) to test on; synthetic data need none.
         num_frames, size: clip length and side; default: what the model needs (``input_spec.num_frames`` x
             the module's temporal stride, ``input_spec.size``).
         num_classes: synthetic classes; default: the model's ``num_classes``.
@@ -113,11 +132,14 @@ class ActionDataModule(VideoDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
+        test_data: str | None = None,
     ) -> None:
         super().__init__()
         self.spec = data if data is not None else f"synthetic:{task}"
 
     def setup(self, stage: str | None = None) -> None:
+        if stage == "test" and self.test_source is None:
+            self._setup_test()
         if self.train_source is not None:
             return
         hp, model = self.hparams, self._model()
@@ -147,6 +169,22 @@ class ActionDataModule(VideoDataModule):
         if model is not None and data_classes is not None and data_classes != model.hparams.get("num_classes"):
             raise ValueError(f"the data {self.spec!r} has {data_classes} classes but the model was built with "
                              f"num_classes={model.hparams.get('num_classes')}; set --model.num_classes {data_classes}.")
+
+    def _setup_test(self) -> None:
+        """Synthetic: fresh clips from their own seed. Folders: the ``test_data`` folder."""
+        hp, model = self.hparams, self._model()
+        num_frames = self.num_frames or getattr(model, "clip_frames", None)
+        size = self.size or (model.input_spec.size if model is not None else None)
+        if hp.test_data is not None:
+            self.test_source = from_spec(hp.test_data, num_frames=num_frames, size=size)
+        elif self.spec.startswith("synthetic:"):
+            num_classes = hp.num_classes or (model.hparams.get("num_classes") if model is not None else None)
+            self.test_source = from_spec(self.spec, num_videos=hp.val_videos, seed=hp.seed + TEST_SEED_OFFSET,
+                                         num_frames=num_frames, size=size, num_classes=num_classes,
+                                         scene_bias=hp.scene_bias, camera_pan=hp.camera_pan)
+        else:
+            raise ValueError(f"the data {self.spec!r} has no test set; give a labelled test folder with "
+                             "--data.test_data FOLDER.")
 
 
 class VOSDataModule(VideoDataModule):
@@ -197,4 +235,5 @@ class VOSDataModule(VideoDataModule):
             self.train_source, self.val_source = Subset(frames, pick(train)), Subset(frames, pick(val))
 
 
-__all__ = ["ActionDataModule", "EpochShuffleSampler", "VOSDataModule", "VideoDataModule", "split_indices"]
+__all__ = ["TEST_SEED_OFFSET", "VAL_SEED_OFFSET", "ActionDataModule", "EpochShuffleSampler", "VOSDataModule",
+           "VideoDataModule", "split_indices"]

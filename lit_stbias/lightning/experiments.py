@@ -1,25 +1,32 @@
-"""What ``train.py`` runs: one configured run, the embedded default, or the shuffle experiment.
+"""What ``train.py`` (console script ``lit-stbias-train``) runs.
 
-* ``train.py`` (no arguments): tiny FastOnly and SlowOnly on the synthetic ``motion`` task (2 classes: right
-  vs left, which only temporal order separates), 10 epochs of 2000 clips at 48 px, bias tracked every epoch;
-  about 4 minutes on 2 CPU cores. Both models see the same 16-frame clips: FastOnly all 16 frames, SlowOnly
-  every 4th (``temporal_stride`` 4 = SlowFast's alpha), as the paper's 32x2 and 8x8 models cover one duration.
-* ``train.py shuffle-experiment``: every model on every task, once on ordered and once on shuffled frames;
-  a table of top-1 accuracy and its relative drop (CSV, Markdown) and a bar chart.
-* anything else: one run of :class:`~lit_stbias.lightning.cli.TrainCLI` (``--config``, overrides, ``--help``).
+* ``train.py fit|validate|test --config ...``: one run of :class:`~lit_stbias.lightning.cli.TrainCLI`
+  (LightningCLI's subcommands; ``--help`` lists every option).
+* ``train.py`` or ``train.py default [--seeds 0,1,2]``: the embedded default, tiny FastOnly and SlowOnly on the
+  synthetic ``motion`` task (2 classes: right vs left, which only temporal order separates), 10 epochs of 2000
+  clips at 48 px, bias tracked every epoch; about 4 minutes per seed on 2 CPU cores. Both models see the same
+  16-frame clips: FastOnly all 16 frames, SlowOnly every 4th (``temporal_stride`` 4 = SlowFast's alpha), as
+  the paper's 32x2 and 8x8 models cover one duration.
+* ``train.py shuffle-experiment [--config configs/shuffle_experiment.yaml]``: every model on every task, on
+  ordered and on shuffled frames, per training seed; a table of top-1 accuracy and its relative drop (mean and
+  95% interval over the seeds; CSV, Markdown, JSON) and a bar chart with error bars.
+
+The experiments take their options from a function signature (jsonargparse): ``--config`` YAML,
+``--print_config`` and defaults in ``--help`` work as for the LightningCLI subcommands.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
-import yaml
+import numpy as np
+from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 
-from lit_stbias.lightning.cli import run
+from lit_stbias.lightning.cli import UsageError, run
 
 ACTION_MODULE = "lit_stbias.lightning.ActionRecognitionModule"
 ACTION_DATA = "lit_stbias.lightning.ActionDataModule"
@@ -27,6 +34,32 @@ ACTION_DATA = "lit_stbias.lightning.ActionDataModule"
 TEMPORAL_STRIDE = {"slow": 4, "c2d": 4, "i3d": 4, "fast": 1}
 DEFAULT_MODELS = ("fast", "slow")
 RESNETS = ("c2d", "i3d", "slow", "fast", "slowfast")
+SYNTHETIC_TASKS = ("appearance", "mixed", "motion")
+
+
+def seed_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean over training seeds and the half-width of its 95% interval, ``1.96 * std / sqrt(n)`` with the
+    population std (ddof 0), as the authors' release reports seeds. One seed: half-width 0.
+
+    >>> [round(v, 3) for v in seed_interval([1.0, 2.0, 3.0])]
+    [2.0, 0.924]
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("seed_interval needs at least one value.")
+    return float(x.mean()), float(1.96 * x.std(ddof=0) / math.sqrt(x.size))
+
+
+def as_list(value: Union[str, int, Sequence], cast: Callable[[str], Any], option: str) -> list:
+    """``"a,b"``, a single value or a YAML list, as a non-empty list (a one-line error names the option)."""
+    items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else list(value)
+    try:
+        out = [cast(str(v).strip()) for v in items if str(v).strip()]
+    except ValueError:
+        raise UsageError(f"--{option} {value}: expected a comma-separated list of {cast.__name__} values.") from None
+    if not out:
+        raise UsageError(f"--{option}: give at least one value.")
+    return out
 
 
 def action_config(
@@ -50,8 +83,10 @@ def action_config(
     num_workers: int = 0,
     accelerator: str = "auto",
     wandb: bool = True,
+    wandb_group: str | None = None,
 ) -> dict[str, Any]:
-    """A complete configuration (as LightningCLI takes it) for one action run on a synthetic task."""
+    """A complete ``fit`` configuration (as LightningCLI takes it) for one action run on a synthetic task.
+    ``seed`` is the training seed: it seeds the weights, the data order and the synthetic clips."""
     return {
         "seed_everything": seed,
         "model": {"class_path": ACTION_MODULE, "init_args": {
@@ -69,16 +104,120 @@ def action_config(
         "name": name,
         "overwrite": True,
         "wandb": wandb,
+        "wandb_group": wandb_group,
     }
 
 
-def default_runs(models: Sequence[str] = DEFAULT_MODELS, **overrides: Any) -> list[dict[str, Any]]:
-    """The embedded default: each model in turn; returns their summaries."""
-    summaries = [run(action_config(m, **overrides)) for m in models]
+def seed_suffix(seed: int, seeds: Sequence[int]) -> str:
+    """Run folders of several seeds end in ``-seedN``; a single seed keeps the plain name."""
+    return f"-seed{seed}" if len(seeds) > 1 else ""
+
+
+# -- the embedded default ----------------------------------------------------------------------------------
+def default_experiment(
+    models: Union[str, list[str]] = "fast,slow",
+    seeds: Union[str, int, list[int]] = "0",
+    epochs: int = 10,
+    frames: int = 16,
+    size: int = 48,
+    num_videos: int = 2000,
+    val_videos: int = 256,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    num_classes: int = 2,
+    bias_every: int = 1,
+    num_pairs: int = 64,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+    wandb: bool = True,
+    out: str = "runs",
+) -> list[dict[str, Any]]:
+    """The embedded default (also train.py without arguments): tiny FastOnly and SlowOnly on synthetic motion.
+
+    Args:
+        models: comma-separated action models (tiny presets), trained one after the other.
+        seeds: comma-separated training seeds; with several, run folders end in -seedN and
+            <out>/default_seeds.{md,json} give the final accuracy and bias as mean and 95% interval.
+        epochs: training epochs.
+        frames: clip length (FastOnly sees all frames, SlowOnly every 4th).
+        size: frame side in pixels.
+        num_videos: synthetic training clips.
+        val_videos: synthetic validation clips.
+        batch_size: clips per batch.
+        lr: AdamW learning rate.
+        num_classes: classes of the task (2: right vs left).
+        bias_every: track the bias every n epochs (0: off).
+        num_pairs: held-out pairs the bias is measured on.
+        num_workers: data loader workers.
+        accelerator: Lightning accelerator (auto, cpu, gpu).
+        wandb: also log to W&B (offline unless WANDB_MODE says otherwise); the seeds of a model share a group.
+        out: root folder of the runs.
+    """
+    model_names = as_list(models, str, "models")
+    seed_list = as_list(seeds, int, "seeds")
+    schedule = dict(epochs=epochs, frames=frames, size=size, num_videos=num_videos, val_videos=val_videos,
+                    batch_size=batch_size, lr=lr, num_classes=num_classes, bias_every=bias_every,
+                    num_pairs=num_pairs, num_workers=num_workers, accelerator=accelerator, wandb=wandb, out=out)
+    summaries = []
+    for seed in seed_list:
+        for model in model_names:
+            name = f"{model}-synthetic-motion{seed_suffix(seed, seed_list)}"
+            config = action_config(model, "motion", name=name, seed=seed, wandb_group=f"default-{model}",
+                                   **schedule)
+            summaries.append(run({"fit": config}))
     print("\ncheckpoints (for analyze.py --ckpt):")
     for s in summaries:
-        print(f"  {s['model']:<5} best: {s['best_checkpoint']}\n        last: {s['last_checkpoint']}")
+        print(f"  {s['model']:<5} seed {s['seed']}  best: {s['best_checkpoint']}\n"
+              f"{'':<14}last: {s['last_checkpoint']}")
+    if len(seed_list) > 1:
+        rows = seed_summary(summaries)
+        out_dir = Path(out)
+        table = seed_table(rows)
+        (out_dir / "default_seeds.md").write_text(table + "\n")
+        (out_dir / "default_seeds.json").write_text(json.dumps(rows, indent=1))
+        print(f"\n{table}\n\ntable: {out_dir / 'default_seeds.md'}, {out_dir / 'default_seeds.json'}")
     return summaries
+
+
+def seed_summary(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model and tap: final top-1 and bias (percent of dimensions, unit counts) over the seeds, as
+    ``{"mean", "interval", "values"}`` (interval: :func:`seed_interval`'s half-width)."""
+    def stat(values: list[float]) -> dict[str, Any]:
+        mean, half = seed_interval(values)
+        return {"mean": mean, "interval": half, "values": values}
+
+    rows = []
+    for model in dict.fromkeys(s["model"] for s in summaries):
+        runs = [s for s in summaries if s["model"] == model]
+        taps = list(runs[0]["bias"]) or [None]
+        for tap in taps:
+            row: dict[str, Any] = {"model": model, "tap": tap, "seeds": [s["seed"] for s in runs],
+                                   "top1": stat([s["metrics"].get("val/acc1") for s in runs])}
+            if tap is not None:
+                for factor in ("static", "dynamic"):
+                    row[f"{factor}_percent"] = stat([s["bias"][tap]["layer_percent"][factor] for s in runs])
+                    row[f"units_{factor}"] = stat([float(s["bias"][tap]["unit_counts"][factor]) for s in runs])
+            rows.append(row)
+    return rows
+
+
+def _pm(stat: dict[str, Any], scale: float = 1.0, digits: int = 1) -> str:
+    """``mean ± half-width`` (just the mean for a single seed)."""
+    text = f"{scale * stat['mean']:.{digits}f}"
+    return text + (f" ± {scale * stat['interval']:.{digits}f}" if len(stat["values"]) > 1 else "")
+
+
+def seed_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`seed_summary`."""
+    n = len(rows[0]["seeds"])
+    lines = [f"mean ± 95% interval over {n} training seeds (1.96·std/√n, population std)", "",
+             "| model | tap | top-1 | static % | dynamic % | units static | units dynamic |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        bias = [_pm(r[k]) for k in ("static_percent", "dynamic_percent", "units_static", "units_dynamic")
+                if k in r]
+        lines.append(f"| {r['model']} | {r['tap']} | {_pm(r['top1'], 100)} | " + " | ".join(bias) + " |")
+    return "\n".join(lines)
 
 
 # -- the shuffle experiment ----------------------------------------------------------------------------------
@@ -88,19 +227,25 @@ def relative_drop(ordered: float, shuffled: float) -> float:
 
 
 def shuffle_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table of the shuffle experiment."""
-    lines = ["| task | model | top-1 ordered | top-1 shuffled | relative drop | chance |",
+    """Markdown table of the shuffle experiment (mean ± 95% interval over the seeds)."""
+    n = rows[0]["num_seeds"]
+    def pm(row: dict[str, Any], key: str, scale: float) -> str:
+        text = f"{scale * row[key]:.1f}"
+        return text + (f" ± {scale * row[key + '_interval']:.1f}" if n > 1 else "")
+
+    seeds = f"mean ± 95% interval over {n} training seeds (1.96·std/√n, population std)" if n > 1 else \
+        "one training seed"
+    lines = [seeds, "", "| task | model | top-1 ordered | top-1 shuffled | relative drop (%) | chance |",
              "|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['model']} | {100 * r['top1']:.1f} | {100 * r['top1_shuffled']:.1f} "
-                     f"| {r['relative_drop']:.1f}% | {100 * r['chance']:.1f} |")
+        lines.append(f"| {r['task']} | {r['model']} | {pm(r, 'top1', 100)} | {pm(r, 'top1_shuffled', 100)} "
+                     f"| {pm(r, 'relative_drop', 1)} | {100 * r['chance']:.1f} |")
     return "\n".join(lines)
 
 
 def plot_shuffle(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Left: top-1 on ordered (solid) and shuffled (hatched) frames; right: the relative drop (Fig. 5 right)."""
-    import numpy as np
-
+    """Left: top-1 on ordered (solid) and shuffled (hatched) frames; right: the relative drop (Fig. 5 right).
+    Error bars: the 95% interval over the training seeds."""
     from lit_stbias.reports.style import legend_outside, new_figure, save_figure
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
@@ -109,18 +254,22 @@ def plot_shuffle(rows: list[dict[str, Any]], path: Path) -> Path:
     fig, (ax_acc, ax_drop) = new_figure(10, 3.8, ncols=2)
     width = 0.8 / len(models)
     x = np.arange(len(tasks))
+    errors = dict(ecolor="black", capsize=2, error_kw={"elinewidth": 0.8})
     for m, model in enumerate(models):
         by_task = {r["task"]: r for r in rows if r["model"] == model}
-        def pick(key: str, by_task: dict = by_task) -> list[float]:
-            return [100 * by_task[t][key] if t in by_task else np.nan for t in tasks]
+
+        def pick(key: str, scale: float, by_task: dict = by_task) -> list[float]:
+            return [scale * by_task[t][key] if t in by_task else np.nan for t in tasks]
 
         offset = x - 0.4 + width * (m + 0.5)
         color = palette[m % len(palette)]
-        ax_acc.bar(offset - width / 4, pick("top1"), width / 2, color=color, label=f"{model} ordered")
-        ax_acc.bar(offset + width / 4, pick("top1_shuffled"), width / 2, color="white", edgecolor=color,
-                   hatch="///", label=f"{model} shuffled")
-        ax_drop.bar(offset, [by_task[t]["relative_drop"] if t in by_task else np.nan for t in tasks], width * 0.9,
-                    color=color, label=model)
+        ax_acc.bar(offset - width / 4, pick("top1", 100), width / 2, yerr=pick("top1_interval", 100), color=color,
+                   label=f"{model} ordered", **errors)
+        ax_acc.bar(offset + width / 4, pick("top1_shuffled", 100), width / 2,
+                   yerr=pick("top1_shuffled_interval", 100), color="white", edgecolor=color, hatch="///",
+                   label=f"{model} shuffled", **errors)
+        ax_drop.bar(offset, pick("relative_drop", 1), width * 0.9, yerr=pick("relative_drop_interval", 1),
+                    color=color, label=model, **errors)
     chance = 100 * rows[0]["chance"]
     ax_acc.axhline(chance, color="black", lw=0.8, ls="--")
     ax_acc.text(-0.45, chance + 1, "chance", va="bottom", ha="left", fontsize=8,
@@ -133,93 +282,153 @@ def plot_shuffle(rows: list[dict[str, Any]], path: Path) -> Path:
     ax_acc.set_ylim(0, 105)
     ax_drop.axhline(0, color="black", lw=0.8)
     legend_outside(fig, ax_acc, reverse=False)
-    fig.suptitle("Training on shuffled frames: how much accuracy needs temporal order", fontsize=10)
+    n = rows[0]["num_seeds"]
+    seeds = f"mean and 95% interval over {n} seeds" if n > 1 else "one seed"
+    fig.suptitle(f"Training on shuffled frames: how much accuracy needs temporal order ({seeds})", fontsize=10)
     return save_figure(fig, path)
 
 
-def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
-    """Parse ``argv``; a ``--config`` YAML sets defaults first, so explicit options still win."""
-    first, _ = parser.parse_known_args(list(argv))
-    if first.config:
-        options = yaml.safe_load(Path(first.config).read_text()) or {}
-        known = {a.dest for a in parser._actions}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            parser.error(f"{first.config}: unknown options {unknown}")
-        parser.set_defaults(**options)
-    return parser.parse_args(list(argv))
-
-
-def shuffle_experiment(argv: Sequence[str]) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(
-        prog="train.py shuffle-experiment",
-        description="Train each model on each synthetic task with ordered and with shuffled frames; write the "
-                    "top-1 table (CSV, Markdown) and a bar chart into --out.")
-    parser.add_argument("--tasks", default="appearance,mixed,motion", help="comma-separated synthetic tasks")
-    parser.add_argument("--models", default="slow,fast", help="comma-separated action models (tiny presets)")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=16, help="clip length (FastOnly sees all, SlowOnly every 4th)")
-    parser.add_argument("--size", type=int, default=48)
-    parser.add_argument("--num_videos", type=int, default=1000)
-    parser.add_argument("--val_videos", type=int, default=256)
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--num_classes", type=int, default=2,
-                        help="classes of every task (2: motion = right/left, which shuffled frames cannot tell apart)")
-    parser.add_argument("--bias_every", type=int, default=0, help="track the bias every n epochs (0: off)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num_workers", type=int, default=0)
-    parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=False)
-    parser.add_argument("--out", default="runs/shuffle", help="folder of the runs, the table and the chart")
-    parser.add_argument("--config", help="a YAML file of these options (command-line options override it)")
-    parser.add_argument("--print_config", action="store_true", help="print the resolved options as YAML and exit")
-    args = parse_with_config(parser, argv)
-    if args.print_config:
-        print(yaml.safe_dump({k: v for k, v in vars(args).items() if k not in ("config", "print_config")},
-                             sort_keys=False), end="")
-        return []
-    tasks = [t for t in args.tasks.split(",") if t]
-    models = [m for m in args.models.split(",") if m]
-    out = Path(args.out)
-    common = dict(epochs=args.epochs, frames=args.frames, size=args.size, num_videos=args.num_videos,
-                  val_videos=args.val_videos, batch_size=args.batch_size, lr=args.lr, num_classes=args.num_classes,
-                  bias_every=args.bias_every, seed=args.seed, num_workers=args.num_workers,
-                  accelerator=args.accelerator, wandb=args.wandb, out=str(out))
+def shuffle_rows(runs: list[dict[str, Any]], num_classes: int) -> list[dict[str, Any]]:
+    """Per (task, model): top-1 ordered and shuffled and the relative drop (paired per seed), each as mean and
+    95% interval half-width over the seeds, and the per-seed values."""
     rows = []
-    for task in tasks:
-        for model in models:
-            top1 = {}
-            for shuffle in (False, True):
-                name = f"{model}-{task}" + ("-shuffled" if shuffle else "")
-                summary = run(action_config(model, task, shuffle=shuffle, name=name, **common))
-                top1[shuffle] = summary["metrics"]["val/acc1"]
-            rows.append({"task": task, "model": model, "top1": top1[False], "top1_shuffled": top1[True],
-                         "relative_drop": relative_drop(top1[False], top1[True]), "chance": 1 / args.num_classes,
-                         "epochs": args.epochs, "frames": args.frames, "size": args.size})
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "shuffle_table.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    table = shuffle_table(rows)
-    (out / "shuffle_table.md").write_text(table + "\n")
-    (out / "shuffle_table.json").write_text(json.dumps(rows, indent=1))
-    chart = plot_shuffle(rows, out / "shuffle_chart.png")
-    print(f"\n{table}\n\ntable: {out / 'shuffle_table.csv'}, {out / 'shuffle_table.md'}\nchart: {chart}")
+    for task in dict.fromkeys(r["task"] for r in runs):
+        for model in dict.fromkeys(r["model"] for r in runs if r["task"] == task):
+            per_seed = [r for r in runs if r["task"] == task and r["model"] == model]
+            row: dict[str, Any] = {"task": task, "model": model, "num_seeds": len(per_seed),
+                                   "seeds": [r["seed"] for r in per_seed]}
+            for key in ("top1", "top1_shuffled", "relative_drop"):
+                values = [r[key] for r in per_seed]
+                row[key], row[f"{key}_interval"] = seed_interval(values)
+                row[f"{key}_per_seed"] = values
+            row["chance"] = 1 / num_classes
+            rows.append(row)
     return rows
 
 
-def main(argv: Sequence[str]) -> int:
-    argv = list(argv)
-    if not argv:
-        default_runs()
-    elif argv[0] == "shuffle-experiment":
-        shuffle_experiment(argv[1:])
-    else:
-        run(None if argv == sys.argv[1:] else argv)  # None: LightningCLI reads sys.argv (and says so in --help)
+def shuffle_experiment(
+    tasks: Union[str, list[str]] = "appearance,mixed,motion",
+    models: Union[str, list[str]] = "slow,fast",
+    seeds: Union[str, int, list[int]] = "0,1,2",
+    epochs: int = 8,
+    frames: int = 16,
+    size: int = 48,
+    num_videos: int = 1000,
+    val_videos: int = 256,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    num_classes: int = 2,
+    bias_every: int = 0,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+    wandb: bool = False,
+    out: str = "runs/shuffle",
+) -> list[dict[str, Any]]:
+    """The shuffle experiment: each model on each synthetic task, on ordered and on shuffled frames, per seed.
+
+    Writes shuffle_runs.csv (one line per task, model and seed), shuffle_table.{csv,md,json} (mean and 95%
+    interval over the seeds) and shuffle_chart.png (with error bars) into --out; every training is a normal
+    run folder inside it.
+
+    Args:
+        tasks: comma-separated synthetic tasks (appearance, mixed, motion).
+        models: comma-separated action models (tiny presets).
+        seeds: comma-separated training seeds; every (task, model, ordered/shuffled) is trained once per seed.
+        epochs: training epochs.
+        frames: clip length (FastOnly sees all frames, SlowOnly every 4th).
+        size: frame side in pixels.
+        num_videos: synthetic training clips.
+        val_videos: synthetic validation clips.
+        batch_size: clips per batch.
+        lr: AdamW learning rate.
+        num_classes: classes of every task (2: motion = right vs left, which shuffled frames cannot tell apart).
+        bias_every: track the bias every n epochs (0: off).
+        num_workers: data loader workers.
+        accelerator: Lightning accelerator (auto, cpu, gpu).
+        wandb: also log to W&B (offline unless WANDB_MODE says otherwise).
+        out: folder of the runs, the tables and the chart.
+    """
+    task_names = as_list(tasks, str, "tasks")
+    unknown = [t for t in task_names if t not in SYNTHETIC_TASKS]
+    if unknown:
+        raise UsageError(f"--tasks {','.join(unknown)}: unknown synthetic task; choose from "
+                         f"{', '.join(SYNTHETIC_TASKS)}.")
+    model_names = as_list(models, str, "models")
+    seed_list = as_list(seeds, int, "seeds")
+    out_dir = Path(out)
+    schedule = dict(epochs=epochs, frames=frames, size=size, num_videos=num_videos, val_videos=val_videos,
+                    batch_size=batch_size, lr=lr, num_classes=num_classes, bias_every=bias_every,
+                    num_workers=num_workers, accelerator=accelerator, wandb=wandb, out=str(out_dir))
+    runs = []
+    for task in task_names:
+        for model in model_names:
+            for seed in seed_list:
+                top1 = {}
+                for shuffle in (False, True):
+                    name = f"{model}-{task}" + ("-shuffled" if shuffle else "") + seed_suffix(seed, seed_list)
+                    config = action_config(model, task, shuffle=shuffle, name=name, seed=seed,
+                                           wandb_group=f"shuffle-{model}-{task}", **schedule)
+                    top1[shuffle] = run({"fit": config})["metrics"]["val/acc1"]
+                runs.append({"task": task, "model": model, "seed": seed, "top1": top1[False],
+                             "top1_shuffled": top1[True], "relative_drop": relative_drop(top1[False], top1[True])})
+    rows = shuffle_rows(runs, num_classes)
+    for row in rows:
+        row.update(epochs=epochs, frames=frames, size=size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "shuffle_runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(runs[0]))
+        writer.writeheader()
+        writer.writerows(runs)
+    flat = [{k: v for k, v in r.items() if not k.endswith("_per_seed") and k != "seeds"} for r in rows]
+    with open(out_dir / "shuffle_table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+    table = shuffle_table(rows)
+    (out_dir / "shuffle_table.md").write_text(table + "\n")
+    (out_dir / "shuffle_table.json").write_text(json.dumps(rows, indent=1))
+    chart = plot_shuffle(rows, out_dir / "shuffle_chart.png")
+    print(f"\n{table}\n\ntable: {out_dir / 'shuffle_table.csv'}, {out_dir / 'shuffle_table.md'}\nchart: {chart}")
+    return rows
+
+
+# -- the command line ------------------------------------------------------------------------------------------
+#: train.py's own subcommands, next to LightningCLI's fit, validate and test
+EXPERIMENTS: dict[str, Callable[..., Any]] = {"default": default_experiment, "shuffle-experiment": shuffle_experiment}
+
+
+def experiment_parser(name: str) -> ArgumentParser:
+    """The options of one experiment, from its signature and docstring, with ``--config``/``--print_config``."""
+    function = EXPERIMENTS[name]
+    parser = ArgumentParser(prog=f"train.py {name}", description=function.__doc__.splitlines()[0],
+                            formatter_class=DefaultHelpFormatter)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options "
+                        "(options given after it override it)")
+    parser.add_function_arguments(function)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``train.py`` and ``lit-stbias-train``: fit, validate, test (LightningCLI), default, shuffle-experiment.
+    A usage error, or bad input the library refuses (``ValueError``, ``FileNotFoundError``), is one line on
+    stderr and exit code 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if not args or args[0] in EXPERIMENTS:
+            name, rest = (args[0], args[1:]) if args else ("default", [])
+            options = experiment_parser(name).parse_args(rest).as_dict()
+            options.pop("config", None)
+            EXPERIMENTS[name](**options)
+        else:
+            # None: LightningCLI reads sys.argv itself, which is also what DDP's launcher re-runs
+            run(None if args == sys.argv[1:] else args,
+                extra_subcommands={name: experiment_parser(name) for name in EXPERIMENTS})
+    except (ValueError, FileNotFoundError) as err:  # UsageError, and the library's one-line refusals of bad input
+        print(f"train.py: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 
-__all__ = ["action_config", "default_runs", "main", "plot_shuffle", "relative_drop", "shuffle_experiment",
-           "shuffle_table"]
+__all__ = ["EXPERIMENTS", "action_config", "as_list", "default_experiment", "experiment_parser", "main",
+           "plot_shuffle", "relative_drop", "seed_interval", "seed_summary", "seed_table", "shuffle_experiment",
+           "shuffle_rows", "shuffle_table"]

@@ -96,9 +96,11 @@ class ActionRecognitionModule(TrainModule):
         preset: ``"tiny"`` (trains on a CPU) or ``"full"`` (the published configuration).
         num_classes: classifier outputs; must match the data.
         temporal_stride: the model sees every ``stride``-th frame of the clip (see :class:`ClipInput`).
-        shuffle_frames: train and validate on clips whose frames are shuffled (the static-only baseline);
-            each clip gets its own order, drawn from (seed, epoch, index) in training and (seed, index) in
-            validation, so validation clips are the same every epoch.
+        shuffle_frames: train and validate on clips whose frames are shuffled (the static-only baseline).
+            The frames the model sees are shuffled, after the temporal subsampling, so the baseline sees the
+            same frames as the ordered model, out of order. Each clip gets its own order, drawn from
+            (seed, epoch, index) in training and (seed, index) in validation, so validation clips are the
+            same every epoch.
         optimizer, lr, momentum, weight_decay, warmup_steps: SGD (Nesterov) or AdamW, linear warm-up then
             cosine decay to 0 over the whole run, stepped per batch.
         label_smoothing: of the cross-entropy.
@@ -134,6 +136,8 @@ class ActionRecognitionModule(TrainModule):
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.test_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
 
     @property
     def clip_frames(self) -> int:
@@ -145,7 +149,8 @@ class ActionRecognitionModule(TrainModule):
         return ActionPairs(source, seed=seed, pathways=self.clip_input)
 
     def shuffle(self, video: Tensor, index: Tensor | None) -> Tensor:
-        """Each clip's frames in its own random order; keyed by (seed, epoch, index) so it is reproducible."""
+        """Each clip's frames (B, C, T, H, W) in its own random order; keyed by (seed, epoch, index) so it is
+        reproducible."""
         epoch = self.current_epoch if self.training else -1
         out = []
         for i, clip in enumerate(video):
@@ -154,15 +159,22 @@ class ActionRecognitionModule(TrainModule):
             out.append(clip[:, perm.to(clip.device)])
         return torch.stack(out)
 
+    def model_input(self, video: Tensor, index: Tensor | None = None) -> Any:
+        """What the network gets from (B, C, T, H, W) clips: every ``temporal_stride``-th frame, shuffled
+        when ``shuffle_frames`` (after the subsampling, so the shuffled model sees the frames the ordered one
+        sees), packed as the model wants (SlowFast pathways)."""
+        if not self.hparams.shuffle_frames:
+            return self.clip_input(video)
+        seen = video[..., :: self.hparams.temporal_stride, :, :]  # ClipInput's subsampling, before the shuffle
+        return self.clip_input.spec.pack(self.shuffle(seen, index))
+
     def forward(self, video: Tensor) -> Tensor:
-        """Logits of (B, C, T, H, W) clips in [0, 1]."""
+        """Logits of (B, C, T, H, W) clips in [0, 1], frames in order."""
         return self.model(self.clip_input(video))
 
     def _step(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-        video, labels = batch["video"], batch["label"]
-        if self.hparams.shuffle_frames:
-            video = self.shuffle(video, batch.get("index"))
-        logits = self(video)
+        labels = batch["label"]
+        logits = self.model(self.model_input(batch["video"], batch.get("index")))
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
         return loss, logits, labels
 
@@ -173,14 +185,22 @@ class ActionRecognitionModule(TrainModule):
         self.log("train/acc1", self.train_acc1, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
 
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+    def _evaluate(self, batch: Mapping[str, Any], stage: str, acc1: MulticlassAccuracy,
+                  acc5: MulticlassAccuracy) -> None:
         loss, logits, labels = self._step(batch)
-        self.val_acc1(logits, labels)
-        self.val_acc5(logits, labels)
+        acc1(logits, labels)
+        acc5(logits, labels)
         n = len(labels)
-        self.log("val/loss", loss, sync_dist=True, batch_size=n)
-        self.log("val/acc1", self.val_acc1, prog_bar=True, batch_size=n)
-        self.log("val/acc5", self.val_acc5, batch_size=n)
+        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=n)
+        self.log(f"{stage}/acc1", acc1, prog_bar=True, batch_size=n)
+        self.log(f"{stage}/acc5", acc5, batch_size=n)
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc1, self.val_acc5)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        """As validation, on the DataModule's test set (``test/acc1``, ``test/acc5``, ``test/loss``)."""
+        self._evaluate(batch, "test", self.test_acc1, self.test_acc5)
 
 
 def soft_iou_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, eps: float = 1.0) -> Tensor:
