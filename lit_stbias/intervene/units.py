@@ -8,9 +8,7 @@ import torch
 from torch import Tensor
 
 from lit_stbias.metrics import BiasResult
-from lit_stbias.metrics.functional import DYNAMIC, STATIC
-
-UNIT_CLASSES = ("dynamic", "static", "joint", "residual")
+from lit_stbias.metrics.result import unit_class_masks
 
 
 def unit_classes(result: BiasResult, threshold: float | None = None) -> dict[str, Tensor]:
@@ -30,16 +28,7 @@ def unit_classes(result: BiasResult, threshold: float | None = None) -> dict[str
     {'dynamic': [0, 1, 2], 'static': [3, 4, 5], 'joint': [], 'residual': []}
     """
     lam = result.threshold if threshold is None else float(threshold)
-    alive = ~result.dead_units.to(torch.bool).cpu()
-    scores = result.unit_scores.cpu()
-    dynamic = (scores[DYNAMIC] > lam) & alive
-    static = (scores[STATIC] > lam) & alive
-    return {
-        "dynamic": dynamic & ~static,
-        "static": static & ~dynamic,
-        "joint": dynamic & static,
-        "residual": ~dynamic & ~static,
-    }
+    return unit_class_masks(result.unit_scores.cpu(), result.dead_units.cpu(), lam)
 
 
 def random_unit_sets(classes: Mapping[str, Tensor], draws: int = 1, seed: int = 0) -> dict[str, list[Tensor]]:

@@ -3,6 +3,7 @@ that tracks the static/dynamic bias of chosen taps every epoch. ``train.py`` is 
 from lit_stbias.lightning.bias_monitor import HISTORY_FILE, BiasMonitor, final_bias, flat_metrics
 from lit_stbias.lightning.data import ActionDataModule, EpochShuffleSampler, VOSDataModule
 from lit_stbias.lightning.modules import ActionRecognitionModule, ClipInput, TrainModule, VOSModule
+from lit_stbias.lightning.static_dropout import StaticDropout
 
 __all__ = [
     "HISTORY_FILE",
@@ -11,6 +12,7 @@ __all__ = [
     "BiasMonitor",
     "ClipInput",
     "EpochShuffleSampler",
+    "StaticDropout",
     "TrainModule",
     "VOSDataModule",
     "VOSModule",

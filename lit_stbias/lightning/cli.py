@@ -38,8 +38,8 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from lit_stbias.lightning.bias_monitor import HISTORY_FILE, BiasMonitor, final_bias
 from lit_stbias.lightning.data import VideoDataModule
-from lit_stbias.lightning.modules import TrainModule
-from lit_stbias.models import CheckpointError, available, read_checkpoint
+from lit_stbias.lightning.modules import TrainModule, check_model_name
+from lit_stbias.models import CheckpointError, read_checkpoint
 
 SUMMARY_FILE = "summary.json"
 WANDB_ID_FILE = "wandb_id.txt"
@@ -268,10 +268,11 @@ class TrainCLI(LightningCLI):
     def _check_model_name(model) -> None:
         """A usage error naming the available models, before anything is built."""
         task = getattr(import_class(model.class_path), "task", "")
-        name = model.init_args.get("model_name")
-        if task and name not in available(task):
-            raise UsageError(f"--model.model_name {name}: unknown {task} model. "
-                             f"Available {task} models: {', '.join(available(task))}.")
+        if task:
+            try:
+                check_model_name(model.init_args.get("model_name"), task)
+            except ValueError as err:
+                raise UsageError(f"--model.model_name: {err}") from None
 
     @staticmethod
     def _resolve_ckpt(ckpt_path: str | None, fit_dir: Path) -> str | None:

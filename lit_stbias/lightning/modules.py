@@ -19,7 +19,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 from torchmetrics.classification import BinaryJaccardIndex, MulticlassAccuracy
 
-from lit_stbias.models import ClipInput, InputSpec, available, build, load_weights
+from lit_stbias.models import ClipInput, InputSpec, aliases, available, build, load_weights
 from lit_stbias.pairs import ActionPairs, VOSPairs, flow_to_rgb, shuffle_permutation
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -33,10 +33,12 @@ def mixed_generator(*keys: int) -> torch.Generator:
 
 
 def check_model_name(name: str, task: str) -> None:
-    """Fail at construction with the list of models of this task, not deep inside a builder."""
+    """Fail at construction with the list of models of this task, not deep inside a builder. pytorchvideo hub
+    names (``slow_r50``, ``x3d_m``, ...) are accepted as the aliases they are."""
     names = available(task)
-    if name not in names:
-        raise ValueError(f"unknown {task} model {name!r}. Available {task} models: {', '.join(names)}.")
+    if name not in names and aliases().get(name, ("",))[0] not in names:
+        raise ValueError(f"unknown {task} model {name!r}. Available {task} models: {', '.join(names)} "
+                         "(or a pytorchvideo hub name of one of them).")
 
 
 class TrainModule(LightningModule):
@@ -93,7 +95,8 @@ class ActionRecognitionModule(TrainModule):
 
     Args:
         model_name: one of ``lit_stbias.models.available("action")`` (``slow``, ``fast``, ``slowfast``, ...).
-        preset: ``"tiny"`` (trains on a CPU) or ``"full"`` (the published configuration).
+        preset: ``"tiny"`` (trains on a CPU; the default for model names), ``"full"`` (the published
+            configuration) or another preset of the model; a pytorchvideo hub name brings its own.
         num_classes: classifier outputs; must match the data.
         temporal_stride: the model sees every ``stride``-th frame of the clip (see :class:`ClipInput`).
         shuffle_frames: train and validate on clips whose frames are shuffled (the static-only baseline).
@@ -115,7 +118,7 @@ class ActionRecognitionModule(TrainModule):
     def __init__(
         self,
         model_name: str = "slow",
-        preset: str = "tiny",
+        preset: str | None = None,
         num_classes: int = 8,
         temporal_stride: int = 1,
         shuffle_frames: bool = False,
@@ -233,7 +236,7 @@ class VOSModule(TrainModule):
     def __init__(
         self,
         model_name: str = "fusionseg",
-        preset: str = "tiny",
+        preset: str | None = None,
         iou_weight: float = 1.0,
         optimizer: str = "adamw",
         lr: float = 1e-3,

@@ -25,20 +25,19 @@ SCALAR_NAMES = (
 )
 
 
-def unit_counts(unit_scores: Tensor, dead_units: Tensor, threshold: float) -> dict[str, int]:
-    """Classify every unit once: joint (both scores > λ), dynamic, static (one of them), residual (neither).
+def unit_class_masks(unit_scores: Tensor, dead_units: Tensor, threshold: float) -> dict[str, Tensor]:
+    """The rule that classifies every unit once, as bool masks (C,) that partition the units: joint (both
+    scores > λ), dynamic, static (only that score > λ), residual (neither). Dead units (no variance) are
+    always residual."""
+    alive = ~dead_units.to(torch.bool)
+    dyn = (unit_scores[DYNAMIC] > threshold) & alive
+    stat = (unit_scores[STATIC] > threshold) & alive
+    return {"dynamic": dyn & ~stat, "static": stat & ~dyn, "joint": dyn & stat, "residual": ~dyn & ~stat}
 
-    Dead units (no variance) are always residual.
-    """
-    dyn = (unit_scores[DYNAMIC] > threshold) & ~dead_units
-    stat = (unit_scores[STATIC] > threshold) & ~dead_units
-    joint = dyn & stat
-    return {
-        "dynamic": int((dyn & ~stat).sum()),
-        "static": int((stat & ~dyn).sum()),
-        "joint": int(joint.sum()),
-        "residual": int((~dyn & ~stat).sum()),
-    }
+
+def unit_counts(unit_scores: Tensor, dead_units: Tensor, threshold: float) -> dict[str, int]:
+    """How many units :func:`unit_class_masks` puts in each class."""
+    return {name: int(mask.sum()) for name, mask in unit_class_masks(unit_scores, dead_units, threshold).items()}
 
 
 @dataclass
