@@ -412,6 +412,15 @@ def test_frames_of_any_size_and_dtype_come_back_in_range(tmp_path):
     torch.testing.assert_close(stylize(video, "wild"), out, atol=1e-5, rtol=0)
 
 
+def test_a_generator_that_gives_nan_is_named(tmp_path):
+    state = GeneratorJ(**TINY).state_dict()
+    state["conv0.normalization.running_var"].fill_(-1.0)  # a broken file: sqrt of a negative variance
+    torch.save(state, tmp_path / "broken.pth")
+    load_styles(f"texler:{tmp_path}")
+    with pytest.raises(ValueError, match="NaN"):
+        stylize(torch.rand(3, 2, 8, 8), "broken")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_runs_in_half_precision_close_to_cpu(tmp_path):
     torch.save(randomize(GeneratorJ(**TINY)).state_dict(), tmp_path / "gpu.pth")

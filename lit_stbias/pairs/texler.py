@@ -415,7 +415,11 @@ class GeneratorStep:
                 x = (chunk.to(dtype) - 0.5) / 0.5
                 if pad_h or pad_w:
                     x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-                y = net(x)[..., :h, :w].clamp(-1, 1)
+                y = net(x)[..., :h, :w]
+                if torch.isnan(y).any():
+                    raise ValueError("the generator gives NaN for these frames: its weights are broken (NaN or "
+                                     "negative variances); use another checkpoint.")
+                y = y.clamp(-1, 1)
                 outputs.append(((y + 1) / 2).to(frames.dtype))
         return torch.cat(outputs)
 
