@@ -20,9 +20,11 @@ from torch import nn
 
 from lit_stbias.pairs import (
     STYLES,
+    ActionPairs,
     GeneratorJ,
     available_styles,
     get_style,
+    item_generator,
     load_generator,
     load_styles,
     make_action_views,
@@ -222,6 +224,21 @@ def test_texler_styles_work_wherever_a_style_name_does(tmp_path, stand_in):
     torch.testing.assert_close(stylize(batch, "b")[0], stylize(video, "b"), atol=1e-5, rtol=0)
     frame = video[:, 0]
     torch.testing.assert_close(stylize_image(frame, "b"), stylize(video, "b")[:, 0], atol=1e-5, rtol=0)
+
+
+def test_views_built_on_the_model_device_match_the_pair_dataset():
+    """The recipe docs/styles.md gives for stylizing on a GPU draws exactly what ActionPairs draws."""
+    clips = [torch.rand(3, 4, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    styles = ["astronaut", "hubble", "rocket"]
+    pairs = ActionPairs([{"video": clip} for clip in clips], styles=styles, seed=7)
+    for i, clip in enumerate(clips):
+        g = item_generator(7, i)
+        a, b = random_style_pair(g, styles)
+        views = make_action_views(clip, (a, b), g)
+        item = pairs[i]
+        assert item["styles"] == (a, b)
+        for key in ("anchor", "dynamic", "static"):
+            assert torch.equal(views[key], item[key])
 
 
 def test_refused_global_runs_nothing_and_is_named(tmp_path):
