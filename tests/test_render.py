@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from lit_stbias.data import PrestylizedVideos, VideoReadError, from_spec
 from lit_stbias.pairs import STYLES, ActionPairs, GeneratorJ, load_styles, stylize
 from lit_stbias.pairs import render as render_module
-from lit_stbias.pairs.render import main, prepare_output, render_dataset
+from lit_stbias.pairs.render import main, render_dataset
 
 TINY = {"use_bias": True, "tanh": True, "append_smoothers": True, "resnet_blocks": 1,
         "filters": (4, 6, 8, 8, 6, 5), "input_channels": 3}
@@ -149,7 +149,6 @@ class Flaky(Dataset):
 
 def test_unreadable_videos_are_reported_and_written_nowhere(tmp_path):
     out = tmp_path / "rendered"
-    prepare_output(out, {"styles": "test"})
     summary = render_dataset(Flaky(), ["astronaut", "hubble"], out, progress=False)
     assert summary.rendered == 2 and summary.complete == 0
     assert [i for i, _ in summary.unreadable] == [1, 3] and "broken file" in summary.unreadable[0][1]
@@ -220,6 +219,14 @@ def test_module_entry_point_reports_bad_input(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: data spec") and "missing" in lines[0]
 
 
-def test_library_names_are_loaded_styles(texler_dir):
-    assert load_styles(f"texler:{texler_dir}") == ["ink"]
-    assert render_module.manifest_for(["ink", "astronaut"], {})["styles"]["style_1"]["sha256"]
+def test_library_form_records_its_settings_and_refuses_others(tmp_path, texler_dir):
+    styles = load_styles(f"texler:{texler_dir},astronaut")
+    source = from_spec("synthetic:motion", num_frames=FRAMES, size=SIZE)
+    out = tmp_path / "rendered"
+    summary = render_dataset(source, styles, out, limit=1, progress=False, settings={"size": SIZE})
+    assert summary.rendered == 1
+    manifest = json.loads((out / "render.json").read_text())
+    assert manifest["size"] == SIZE and manifest["quality"] == 95 and len(manifest["styles"]["style_1"]["sha256"]) == 64
+    with pytest.raises(ValueError, match="differing: quality"):
+        render_dataset(source, styles, out, quality=80, limit=1, progress=False, settings={"size": SIZE})
+    assert render_module.style_folders(styles) == {"style_1": "ink", "style_2": "astronaut"}

@@ -265,6 +265,16 @@ def test_pickle_naming_another_class_is_refused(tmp_path, stand_in):
         load_generator(tmp_path / "disc.pth")
 
 
+def test_pickled_module_that_contains_itself_is_refused(tmp_path, stand_in):
+    models, remove = stand_in
+    looped = models.GeneratorJ(**TINY)
+    looped.conv1._modules["again"] = looped
+    torch.save(looped, tmp_path / "loop.pth")
+    remove()
+    with pytest.raises(ValueError, match=r"loop\.pth: the pickled module contains itself at conv1\.again"):
+        load_generator(tmp_path / "loop.pth")
+
+
 def test_state_dicts_load_with_and_without_wrapper(tmp_path, stand_in):
     models, remove = stand_in
     reference = randomize(models.GeneratorJ(**TINY))

@@ -22,7 +22,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -152,11 +152,14 @@ def render_dataset(
     quality: int = 95,
     limit: int | None = None,
     progress: bool = True,
+    settings: Mapping[str, Any] | None = None,
 ) -> RenderSummary:
     """Write every video of ``source`` (its ``"video"`` items, (3, T, H, W) in [0, 1]) in every style of
-    ``styles`` under ``out`` (prepared with :func:`prepare_output`), stylizing on ``device``.
+    ``styles`` under ``out``, stylizing on ``device``.
 
-    Videos already complete in a style are skipped; an item the source cannot read
+    ``out`` gets a manifest of the styles, ``quality`` and ``settings`` (what else shaped the frames, e.g. the
+    data and size); an ``out`` holding another manifest or other files is a ValueError (see
+    :func:`prepare_output`). Videos already complete in a style are skipped; an item the source cannot read
     (``lit_stbias.data.VideoReadError``, or a source that hands back another video in its place) is recorded
     in the summary and written nowhere."""
     from tqdm.auto import tqdm
@@ -164,6 +167,7 @@ def render_dataset(
     from lit_stbias.data import VideoReadError
 
     out = Path(out)
+    prepare_output(out, manifest_for(styles, {**(settings or {}), "quality": quality}))
     folders = style_folders(styles)
     count = len(source) if limit is None else min(limit, len(source))
     summary = RenderSummary()
@@ -247,10 +251,15 @@ def _setup(args: argparse.Namespace) -> tuple[Dataset, list[str], Path, torch.de
         raise ValueError(f"--data {args.data!r} is not a source of plain videos (a VOS or an already pre-stylized "
                          "dataset); give a folder of videos, samples, or synthetic:TASK.")
     out = Path(args.out).expanduser()
-    settings = {"data": str(Path(args.data).expanduser().resolve()) if Path(args.data).expanduser().is_dir()
-                else args.data, "size": args.size, "num_frames": args.num_frames, "quality": args.quality}
-    prepare_output(out, manifest_for(styles, settings))
+    prepare_output(out, manifest_for(styles, {**_settings(args), "quality": args.quality}))
     return source, styles, out, device
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What, besides the styles and the JPEG quality, shapes the rendered frames."""
+    data = Path(args.data).expanduser()
+    return {"data": str(data.resolve()) if data.is_dir() else args.data, "size": args.size,
+            "num_frames": args.num_frames}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -261,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     try:
-        summary = render_dataset(source, styles, out, device, args.quality, args.limit, not args.no_progress)
+        summary = render_dataset(source, styles, out, device, args.quality, args.limit, not args.no_progress,
+                                 _settings(args))
     except OSError as err:
         print(f"error: cannot write under {out}: {err}; finished videos are kept, rerun to resume.", file=sys.stderr)
         return 1

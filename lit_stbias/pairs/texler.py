@@ -274,9 +274,13 @@ def read_generator_file(path: str | os.PathLike) -> Any:
         ) from None
 
 
-def _module_weights(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+def _module_weights(module: nn.Module, prefix: str = "", seen: frozenset[int] = frozenset()) -> Iterator[
+        tuple[str, Tensor]]:
     """Parameters and buffers of an unpickled module, read from its attributes as plain data (no method or
-    hook of the object is called)."""
+    hook of the object is called). A module that contains itself is refused."""
+    if id(module) in seen:
+        raise ValueError(f"the pickled module contains itself at {prefix or 'its root'}")
+    seen = seen | {id(module)}
     attributes = vars(module)
     for group in ("_parameters", "_buffers"):
         for name, value in dict(attributes.get(group) or {}).items():
@@ -284,7 +288,7 @@ def _module_weights(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, 
                 yield prefix + name, value
     for name, child in dict(attributes.get("_modules") or {}).items():
         if isinstance(child, nn.Module):
-            yield from _module_weights(child, f"{prefix}{name}.")
+            yield from _module_weights(child, f"{prefix}{name}.", seen)
 
 
 def infer_config(state: Mapping[str, Tensor], norm_layer: str | None = "infer") -> dict[str, Any]:
@@ -363,7 +367,10 @@ def load_generator(path: str | os.PathLike) -> GeneratorJ:
         if "norm_layer" in attributes:  # the original keeps the class (or None) it normalises with
             pickled = attributes["norm_layer"]
             norm_layer = next((name for name, cls in NORM_LAYERS.items() if pickled is cls), "unknown")
-        state = dict(_module_weights(content))
+        try:
+            state = dict(_module_weights(content))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}; {_SAVE_HINT}") from None
     elif isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
         args = content.get("args") or {}
         if not isinstance(args, Mapping):
@@ -399,6 +406,8 @@ class GeneratorStep:
     def network(self, device: torch.device) -> tuple[GeneratorJ, torch.dtype]:
         """The generator on ``device`` in the precision used there (copies are kept per device)."""
         dtype = torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cpu":
+            return self.generator, dtype
         key = (device, dtype)
         if key not in self._copies:
             self._copies[key] = copy.deepcopy(self.generator).to(device=device, dtype=dtype).eval()
