@@ -318,6 +318,9 @@ def test_files_that_are_not_generators_are_named(tmp_path):
         "other_net": ({"fc.weight": torch.zeros(2, 2)}, r"other_net\.pth does not fit a GeneratorJ.*conv0"),
         "tensor": (torch.zeros(3), r"tensor\.pth holds a Tensor, not a GeneratorJ"),
         "numbers": ({"epoch": 3}, r"numbers\.pth holds a dict, not a GeneratorJ"),
+        "odd_args": ({"state_dict": good, "args": {"norm_layer": ["batch_norm"]}},
+                     r"odd_args\.pth does not fit a GeneratorJ: norm_layer must be"),
+        "int_keys": ({"state_dict": {0: torch.zeros(1)}}, r"int_keys\.pth does not fit a GeneratorJ: its keys"),
     }
     for name, (content, _) in cases.items():
         torch.save(content, tmp_path / f"{name}.pth")

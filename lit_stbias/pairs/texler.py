@@ -106,7 +106,7 @@ class GeneratorJ(nn.Module):
         skip_connections: bool = True,
     ) -> None:
         super().__init__()
-        if norm_layer not in NORM_LAYERS:
+        if not _is_norm_name(norm_layer):
             raise ValueError(f"norm_layer must be 'batch_norm', 'instance_norm' or None; got {norm_layer!r}.")
         filters = tuple(int(f) for f in filters)
         if len(filters) != 6 or min(filters) < 1:
@@ -182,6 +182,10 @@ class GeneratorJ(nn.Module):
         return self.conv_12(out)
 
 
+def _is_norm_name(name: Any) -> bool:
+    return name is None or (isinstance(name, str) and name in NORM_LAYERS)
+
+
 def _conv_block(
     cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, norm: type | None, act: nn.Module
 ) -> nn.Sequential:
@@ -249,7 +253,7 @@ def read_generator_file(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"generator file not found: {path}")
     try:
-        with torch.serialization.safe_globals([(cls, name) for cls, name in PICKLED_CLASSES]):
+        with torch.serialization.safe_globals(list(PICKLED_CLASSES)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         message = str(err)
@@ -279,7 +283,7 @@ def _module_weights(module: nn.Module, prefix: str = "", seen: frozenset[int] = 
     """Parameters and buffers of an unpickled module, read from its attributes as plain data (no method or
     hook of the object is called). A module that contains itself is refused."""
     if id(module) in seen:
-        raise ValueError(f"the pickled module contains itself at {prefix or 'its root'}")
+        raise ValueError(f"the pickled module contains itself at {prefix.rstrip('.') or 'its root'}")
     seen = seen | {id(module)}
     attributes = vars(module)
     for group in ("_parameters", "_buffers"):
@@ -319,7 +323,7 @@ def infer_config(state: Mapping[str, Tensor], norm_layer: str | None = "infer") 
                 "(or None) instead"
             )
         norm_layer = "batch_norm"
-    elif norm_layer not in NORM_LAYERS:
+    elif not _is_norm_name(norm_layer):
         raise ValueError(f"norm_layer must be 'batch_norm', 'instance_norm' or None; got {norm_layer!r}.")
     elif (norm_layer == "batch_norm") != has_bn:
         found = "holds" if has_bn else "holds no"
@@ -342,6 +346,8 @@ def generator_from_state_dict(
 ) -> GeneratorJ:
     """A :class:`GeneratorJ` built from the configuration ``state`` implies, with ``state`` loaded strictly,
     in eval mode. ``module.`` prefixes (DataParallel) are dropped. A ValueError names what does not fit."""
+    if not all(isinstance(k, str) for k in state):
+        raise ValueError(f"{what} does not fit a GeneratorJ: its keys are not all layer names.")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     try:
         config = infer_config(state, norm_layer)
@@ -369,7 +375,7 @@ def load_generator(path: str | os.PathLike) -> GeneratorJ:
             norm_layer = next((name for name, cls in NORM_LAYERS.items() if pickled is cls), "unknown")
         try:
             state = dict(_module_weights(content))
-        except ValueError as err:
+        except (ValueError, TypeError, AttributeError) as err:  # a crafted layout, not a module's
             raise ValueError(f"{path}: {err}; {_SAVE_HINT}") from None
     elif isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
         args = content.get("args") or {}
