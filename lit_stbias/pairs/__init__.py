@@ -10,8 +10,18 @@
 from lit_stbias.pairs.datasets import ActionPairs, VOSPairs, collate_pairs, item_generator, pair_loader
 from lit_stbias.pairs.flow import farneback_flow, flow_to_rgb, video_flow
 from lit_stbias.pairs.quality import StyleQuality, flow_cosine, measure_styles
-from lit_stbias.pairs.styles import STYLES, Palette, Style, Texture, available_styles, get_style
+from lit_stbias.pairs.styles import (
+    STYLES,
+    Palette,
+    Style,
+    Texture,
+    available_styles,
+    get_style,
+    load_styles,
+    register_style,
+)
 from lit_stbias.pairs.stylize import stylize, stylize_image
+from lit_stbias.pairs.texler import GeneratorJ, load_generator
 from lit_stbias.pairs.views import (
     jitter_flow_image,
     make_action_views,
@@ -25,6 +35,7 @@ from lit_stbias.pairs.views import (
 __all__ = [
     "STYLES",
     "ActionPairs",
+    "GeneratorJ",
     "Palette",
     "Style",
     "StyleQuality",
@@ -38,11 +49,14 @@ __all__ = [
     "get_style",
     "item_generator",
     "jitter_flow_image",
+    "load_generator",
+    "load_styles",
     "make_action_views",
     "make_vos_views",
     "measure_styles",
     "pair_loader",
     "random_style_pair",
+    "register_style",
     "shuffle_frames",
     "shuffle_permutation",
     "stylize",

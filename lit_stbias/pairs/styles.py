@@ -16,12 +16,15 @@ A style is a short recipe of two kinds of step, applied to frames (N, 3, H, W) o
 * :class:`Texture` — a bundled grey texture, mirror-tiled over the frame, multiplied in. Textures are kept
   fine (56 px per copy) and mild (20-25 %): a static pattern competes with the moving content for the flow
   estimator, and coarse or strong ones pull the measured flow towards zero.
+
+More styles are registered at run time with :func:`load_styles`: ``"texler:DIR"`` adds one style per
+pretrained stylization network in DIR (the networks the paper used; see :mod:`lit_stbias.pairs.texler`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -168,11 +171,13 @@ Step = Callable[[Tensor], Tensor]
 
 @dataclass(frozen=True)
 class Style:
-    """A named recipe: steps applied in order to frames (N, 3, H, W) in [0, 1]."""
+    """A named recipe: steps applied in order to frames (N, 3, H, W) in [0, 1]. ``source`` is the file a
+    loaded style comes from (empty for the built-in styles)."""
 
     name: str
     steps: tuple[Step, ...]
     description: str = ""
+    source: str = ""
 
     def __call__(self, frames: Tensor) -> Tensor:
         for step in self.steps:
@@ -210,8 +215,11 @@ STYLES: dict[str, Style] = {
 """The registered styles, by name. Values were chosen with ``benchmarks/style_quality.py`` (see docs/styles.md)."""
 
 
+BUILTIN_STYLES = tuple(STYLES)
+"""Names of the styles defined here; loaded styles cannot take them."""
+
 def available_styles() -> list[str]:
-    """Names of the registered styles, in registration order."""
+    """Names of the registered styles, in registration order (built-in first, then loaded ones)."""
     return list(STYLES)
 
 
@@ -220,4 +228,70 @@ def get_style(name: str) -> Style:
     try:
         return STYLES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown style {name!r}; available styles: {', '.join(STYLES)}.") from None
+        hint = (" (load texler:DIR styles with lit_stbias.pairs.load_styles first)"
+                if isinstance(name, str) and ":" in name else "")
+        raise ValueError(f"unknown style {name!r}{hint}; available styles: {', '.join(STYLES)}.") from None
+
+
+def register_style(style: Style) -> None:
+    """Add ``style`` to the registry, so every function that takes a style name takes it.
+
+    Registering a style again from the same source replaces it (reloading a file is harmless); a built-in
+    name, or a name already loaded from another source, is a ValueError."""
+    _refuse_clash(style)
+    STYLES[style.name] = style
+
+
+def _refuse_clash(style: Style) -> None:
+    if style.name in BUILTIN_STYLES:
+        raise ValueError(f"style name {style.name!r} is a built-in style's; rename {style.source or 'the new style'}.")
+    known = STYLES.get(style.name)
+    if known is not None and known.source != style.source:
+        raise ValueError(f"style {style.name!r} is already loaded from {known.source}; rename "
+                         f"{style.source or 'the new style'} so the names differ.")
+
+
+def load_styles(spec: str | Sequence[str]) -> list[str]:
+    """Style names from a comma-separated spec (or a list of entries), loading the styles it names.
+
+    Each entry is a registered style name or ``texler:DIR``, which loads every ``.pth`` file under
+    DIR (a pretrained GeneratorJ of Texler et al., as the paper's release uses; never unpickled unsafely) as
+    a style named by the file's path relative to DIR without ``.pth`` (its stem, for files directly in DIR).
+    Returns the names in order, without repeats. Every file of an entry is loaded before any is registered,
+    so a bad file leaves the registry as it was. Bad entries raise one ValueError / FileNotFoundError line.
+
+    >>> load_styles("astronaut, hubble")
+    ['astronaut', 'hubble']
+    """
+    entries = [e.strip() for e in (spec.split(",") if isinstance(spec, str) else spec)]
+    if not entries or not all(entries):
+        raise ValueError(f"empty style entry in {spec!r}; give style names or texler:DIR entries, comma-separated.")
+    names: list[str] = []
+    for entry in entries:
+        kind, sep, folder = entry.partition(":")
+        if sep and kind == "texler":
+            loaded = _load_texler(folder.strip())
+            for style in loaded:  # all checked before any is registered
+                _refuse_clash(style)
+            for style in loaded:
+                STYLES[style.name] = style
+            names += [style.name for style in loaded]
+        else:
+            get_style(entry)
+            names.append(entry)
+    return list(dict.fromkeys(names))
+
+
+def _load_texler(folder: str) -> list[Style]:
+    from lit_stbias.pairs.texler import GeneratorStep, generator_files, load_generator
+
+    if not folder:
+        raise ValueError("texler: needs a folder of .pth generator files, e.g. texler:checkpoints/texler.")
+    styles = []
+    for name, path in generator_files(folder).items():
+        try:
+            step = GeneratorStep(load_generator(path))
+        except ValueError as err:
+            raise ValueError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
+        styles.append(Style(name, (step,), f"Texler et al. GeneratorJ from {path.name}", str(path.resolve())))
+    return styles
