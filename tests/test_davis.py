@@ -236,6 +236,14 @@ def test_files_that_only_rtnet_needs_are_only_required_with_backward_flow(releas
     assert not (root / "FlowImages_gap1" / "camel" / "00003.png").exists()  # the last frame has no forward flow
 
 
+def test_every_missing_file_is_counted_in_the_one_error(release):
+    root, _ = release
+    for name in ("bear/00000.png", "camel/00001.png", "camel/00002.png", "bear/00002.png"):
+        _remove(root / "FlowImages_gap1" / name)
+    with pytest.raises(FileNotFoundError, match=r"missing 4 of the files .*bear/00000.png.*\(and 1 more\)"):
+        StylizedDavis(root)
+
+
 def test_a_split_naming_a_missing_sequence_names_it(release):
     root, _ = release
     with open(root / "ImageSets" / "480p" / "val.txt", "a") as split:

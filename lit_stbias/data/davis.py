@@ -385,9 +385,9 @@ class StylizedDavis(_Skips, Dataset):
         if (isinstance(styles, str) or not styles or len(set(styles)) != len(styles)
                 or not all(isinstance(s, str) and s and s not in _ITEM_FILES for s in styles)):
             raise ValueError(f"StylizedDavis: styles must be distinct style folder names; got {styles!r}.")
-        if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
+        if not isinstance(reps, (int, np.integer)) or isinstance(reps, bool) or reps < 1:
             raise ValueError(f"StylizedDavis: reps must be an integer >= 1; got {reps!r}.")
-        self.styles, self.reps, self.size = tuple(styles), reps, _check_size(size)
+        self.styles, self.reps, self.size = tuple(styles), int(reps), _check_size(size)
         self.backward_flow, self.seed = bool(backward_flow), int(seed)
         self.skipped = []
         self.split_file = self._split_file(split)
@@ -491,7 +491,7 @@ class StylizedDavis(_Skips, Dataset):
             self.videos.append(seq)
         if missing:
             more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-            raise FileNotFoundError(f"StylizedDavis: {len(missing)} files the release needs are missing: "
+            raise FileNotFoundError(f"StylizedDavis: missing {len(missing)} of the files the release reads: "
                                     f"{', '.join(map(str, missing[:3]))}{more}.")
         self._check_sizes()
         if self.skipped:
