@@ -1,10 +1,18 @@
 """Video sources: synthetic action and VOS videos, video files and frame folders, pre-stylized folders, DAVIS-like
-folders and the real sample clips; ``from_spec`` turns a ``--data`` string into one of them, ``ClipSampling``
-says which frames of a video make a clip.
+folders, the Stylized DAVIS release and the real sample clips; ``from_spec`` turns a ``--data`` string into one of
+them, ``ClipSampling`` says which frames of a video make a clip, ``mask_sum`` adds up a VOS dataset's masks.
 
 Every video is a float tensor in [0, 1] shaped (C, T, H, W). See docs/data.md for item formats and layouts.
 """
-from lit_stbias.data.davis import DavisLike, read_flow_file
+from lit_stbias.data.davis import (
+    STYLIZED_DAVIS_STYLES,
+    DavisLike,
+    MaskSum,
+    StylizedDavis,
+    mask_sum,
+    read_binary_mask,
+    read_flow_file,
+)
 from lit_stbias.data.flow import farneback_flow
 from lit_stbias.data.folders import PrestylizedVideos, SampleVideos, VideoFolder, find_videos
 from lit_stbias.data.sampling import WINDOWS, ClipSampling, load_annotations, uniform_subsample
@@ -26,9 +34,12 @@ __all__ = [
     "ClipSampling",
     "DavisLike",
     "MOTIONS",
+    "MaskSum",
     "PrestylizedVideos",
     "SPEC_FORMS",
+    "STYLIZED_DAVIS_STYLES",
     "SampleVideos",
+    "StylizedDavis",
     "SyntheticVOS",
     "SyntheticVideos",
     "TASKS",
@@ -41,7 +52,9 @@ __all__ = [
     "find_videos",
     "from_spec",
     "load_annotations",
+    "mask_sum",
     "probe_video",
+    "read_binary_mask",
     "read_flow_file",
     "read_frames",
     "read_video",

