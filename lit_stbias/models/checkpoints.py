@@ -6,7 +6,8 @@ Accepted sources (a path or an already loaded dict):
 - PySlowFast model-zoo checkpoints of the ResNet family (``s1.pathway0_stem...``, renamed here);
 - the TimeSformer release (``model.`` prefix, stripped);
 - Lightning checkpoints of this project (``{"state_dict": ...}``, keys ``model.*``);
-- plain state dicts, also saved from DDP (``module.`` prefix).
+- plain state dicts, also saved from DDP (``module.`` prefix);
+- MATNet's folder of ``encoder_<epoch>.pt`` and ``decoder_<epoch>.pt`` (:mod:`lit_stbias.models.vos.checkpoints`).
 """
 from __future__ import annotations
 
@@ -240,6 +241,11 @@ def load_weights(
         ValueError: naming the missing, unexpected and mismatching keys; the model is left untouched.
     """
     own = model.state_dict()
+    origin = "" if isinstance(source, Mapping) else f" {source}"
+    if not isinstance(source, Mapping) and Path(source).is_dir():  # a checkpoint saved as a folder (MATNet's)
+        from lit_stbias.models.vos.checkpoints import read_encoder_decoder_folder
+
+        source = read_encoder_decoder_folder(source)
     state = _strip_wrappers(_unwrap(_read(source)), set(own))
     if is_pyslowfast(state):
         state = from_pyslowfast(state, model)
@@ -255,7 +261,7 @@ def load_weights(
     if mismatched or (strict and problems):
         detail = "; ".join(problems + ([_listing("shape mismatch", mismatched)] if mismatched else []))
         raise ValueError(
-            f"checkpoint does not fit {type(model).__name__}: {detail}. Was the model built with the same "
+            f"checkpoint{origin} does not fit {type(model).__name__}: {detail}. Was the model built with the same "
             "preset and num_classes?"
         )
     if problems:

@@ -10,12 +10,14 @@ Two-stream VOS (an RGB frame and the colour-coded flow image):
 
 * ``anchor``  = (frame in style a, flow image);
 * ``dynamic`` = (frame in style b, same flow image);
-* ``static``  = (frame in style a, flow image with hue and saturation jittered): same appearance, other motion.
+* ``static``  = (frame in style a, flow image with hue and saturation jittered as the release jitters it, see
+  :func:`jitter_flow_image`): same appearance, other motion.
 
 All randomness comes from an optional ``torch.Generator`` so datasets can make every pair reproducible.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence, Union
 
 import torch
@@ -26,9 +28,10 @@ from lit_stbias.pairs.stylize import check_image, check_video, stylize, stylize_
 
 Video = Union[Tensor, Sequence[Tensor]]  # one tensor, or a list of pathway tensors (SlowFast: [slow, fast])
 
-#: ranges of the static VOS partner's flow-image jitter, as torchvision's ColorJitter(hue=..., saturation=...)
-HUE_SHIFT = (0.1, 0.5)
-SATURATION_SCALE = (0.1, 1.0)
+#: ranges the static VOS partner draws ColorJitter's ``hue`` and ``saturation`` arguments from, per image
+#: (the release's ``ExtFlowColorJitter``: ``random.uniform(0.1, 0.5)`` and ``random.uniform(0.1, 1.0)``)
+JITTER_HUE = (0.1, 0.5)
+JITTER_SATURATION = (0.1, 1.0)
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -125,19 +128,61 @@ def _check_videos(video: Video, what: str = "video") -> None:
             )
 
 
-def jitter_flow_image(flow_rgb: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Shift the hue of a flow image by U(0.1, 0.5) of a turn and scale its saturation by U(0.1, 1.0), with
-    torchvision's ``adjust_hue`` / ``adjust_saturation`` (ColorJitter's operations, hue first). Directions
-    change colour and magnitudes fade, so the motion the image encodes changes while the frame does not.
-    Each image of a batch gets its own factors."""
-    from torchvision.transforms.v2 import functional as TF  # here: torchvision's import takes seconds
+@dataclass(frozen=True)
+class FlowJitter:
+    """One draw of torchvision ``ColorJitter(brightness=0, contrast=0, saturation=s, hue=h)``'s parameters.
 
+    Attributes:
+        hue_shift: fraction of a turn, drawn from U(-h, h).
+        saturation: factor, drawn from U(max(0, 1 - s), 1 + s).
+        hue_first: ColorJitter applies its operations in a random order; whether the hue goes first.
+    """
+
+    hue_shift: float
+    saturation: float
+    hue_first: bool
+
+    def __call__(self, image: Tensor) -> Tensor:
+        """Apply to a [0, 1] RGB image (..., 3, H, W) with torchvision's ``adjust_hue`` / ``adjust_saturation``."""
+        from torchvision.transforms.v2 import functional as TF  # here: torchvision's import takes seconds
+
+        if self.hue_first:
+            return TF.adjust_saturation(TF.adjust_hue(image, self.hue_shift), self.saturation)
+        return TF.adjust_hue(TF.adjust_saturation(image, self.saturation), self.hue_shift)
+
+
+def draw_flow_jitter(
+    generator: torch.Generator | None = None, hue: float | None = None, saturation: float | None = None
+) -> FlowJitter:
+    """The release's flow jitter: ``hue`` (h) and ``saturation`` (s) drawn from :data:`JITTER_HUE` and
+    :data:`JITTER_SATURATION` unless given, then ``ColorJitter(0, 0, s, h)``'s parameters drawn as torchvision
+    draws them (operation order, then the saturation factor, then the hue shift), all from ``generator``.
+
+    With h and s given, a generator in the state of torch's global one draws exactly what ColorJitter draws.
+    """
+    h = _uniform(*JITTER_HUE, generator) if hue is None else float(hue)
+    s = _uniform(*JITTER_SATURATION, generator) if saturation is None else float(saturation)
+    if not (0 <= h <= 0.5 and s >= 0):
+        raise ValueError(f"ColorJitter needs 0 <= hue <= 0.5 and saturation >= 0, got hue={h}, saturation={s}.")
+    order = torch.randperm(4, generator=generator).tolist()  # ColorJitter's fn_idx: 2 = saturation, 3 = hue
+    # ColorJitter turns an operation off (and draws nothing for it) when its range is a single point
+    factor = float(torch.empty(1).uniform_(max(0.0, 1 - s), 1 + s, generator=generator)) if s else 1.0
+    shift = float(torch.empty(1).uniform_(-h, h, generator=generator)) if h else 0.0
+    return FlowJitter(hue_shift=shift, saturation=factor, hue_first=order.index(3) < order.index(2))
+
+
+def jitter_flow_image(flow_rgb: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """The static VOS partner's flow image, jittered as the release jitters it (its ``ExtFlowColorJitter``).
+
+    Per image, h ~ U(0.1, 0.5) and s ~ U(0.1, 1.0), then ``ColorJitter(brightness=0, contrast=0, saturation=s,
+    hue=h)``: a hue shift ~ U(-h, h) of a turn and a saturation factor ~ U(max(0, 1 - s), 1 + s), applied in a
+    random order (:func:`draw_flow_jitter`). Directions change colour and magnitudes fade or strengthen, so the
+    motion the image encodes changes while the frame does not. Each image of a batch gets its own draw.
+    """
     check_image(flow_rgb, "flow image")
     if flow_rgb.ndim == 4:
         return torch.stack([jitter_flow_image(img, generator) for img in flow_rgb])
-    hue = _uniform(*HUE_SHIFT, generator)
-    saturation = _uniform(*SATURATION_SCALE, generator)
-    return TF.adjust_saturation(TF.adjust_hue(flow_rgb, hue), saturation).clamp(0, 1)
+    return draw_flow_jitter(generator)(flow_rgb)
 
 
 def make_vos_views(
@@ -163,8 +208,10 @@ def make_vos_views(
 
 
 __all__ = [
-    "HUE_SHIFT",
-    "SATURATION_SCALE",
+    "JITTER_HUE",
+    "JITTER_SATURATION",
+    "FlowJitter",
+    "draw_flow_jitter",
     "jitter_flow_image",
     "make_action_views",
     "make_vos_views",

@@ -1,16 +1,10 @@
-"""Two-stream video object segmentation: FusionSeg, MATNet and RTNet as the paper compares them.
+"""The interim ``rtnet`` body, until the release's RTNet (``Interactive``, ResNeXt-50) replaces it in ``rtnet.py``.
 
-All three share one body: an appearance encoder on the RGB frame and a motion encoder on the flow image
-(segmentation-models-pytorch ResNet encoders), fused by concatenation + 1x1 conv at encoder stage 2 and
-stage 5, and a DeepLabv3+ decoder (ASPP on fused stage 5, skip from fused stage 2) with a binary mask head.
-They differ only in the cross connections between the encoders, applied at every stage:
-
-- ``fusionseg``: none, the streams meet only at the fusions;
-- ``matnet``: motion gates appearance (MATNet's motion-attentive transition);
-- ``rtnet``: each stream gates the other (RTNet's reciprocal transformation).
-
-The taps ``app.stageK`` / ``mot.stageK`` read a stream after its cross connection, the features that go on
-to the next stage, as the paper measures them.
+Not the published network: an appearance and a motion encoder (segmentation-models-pytorch ResNets) with
+bidirectional sigmoid gating at every stage (each stream gates the other, after RTNet's reciprocal
+transformation), fused by concatenation + 1x1 conv at encoder stages 2 and 5, and a DeepLabv3+ decoder. The
+taps ``app.stageK`` / ``mot.stageK`` read a stream after its cross connection; ``fusion.stage2`` /
+``fusion.stage5`` the fusions.
 """
 from __future__ import annotations
 
@@ -135,10 +129,6 @@ def two_stream(*, size: int = 480, **kwargs) -> nn.Module:
 
 VOS_FULL = dict(encoder="resnet101", decoder_channels=256, size=480)
 VOS_TINY = dict(encoder="resnet18", decoder_channels=64, size=64)
-for _name, _cross, _summary in (
-    ("fusionseg", "none", "FusionSeg (modified): appearance + motion, fused at stages 2 and 5, DeepLabv3+"),
-    ("matnet", "motion_to_appearance", "MATNet-style: + motion-to-appearance gating at every stage"),
-    ("rtnet", "bidirectional", "RTNet-style: + bidirectional gating at every stage"),
-):
-    register(_name, two_stream, task="vos", arch=dict(cross=_cross), summary=_summary,
-             presets={"full": VOS_FULL, "tiny": VOS_TINY})
+register("rtnet", two_stream, task="vos", arch=dict(cross="bidirectional"),
+         summary="RTNet-style (interim): two ResNet streams with bidirectional gating at every stage, DeepLabv3+",
+         presets={"full": VOS_FULL, "tiny": VOS_TINY})
