@@ -27,11 +27,14 @@ Batches: the release splits every stage's 2B rows into the two frames by reading
 of more than one item the transformations at stages 2-4 (and the decoder's skips) pair frames of different items.
 ``row_pairing="per_item"`` (the default) pairs each item's own frames at every stage, so outputs do not depend on
 the batch; ``"release"`` keeps the release's reading, to reproduce its measurements at its batch size (2 by
-default in ``main_vos.py``). With one item per batch the two agree exactly.
+default in ``main_vos.py``; the mask rows then mix items too, so use it for the taps only). With one item per
+batch the two agree exactly.
 
 Modules the published network holds but its mask never uses are kept (the checkpoint has them) and frozen: the
 motion stream's decoder (``temporal_net.dilation*``, ``decoder*``, ``out*``; the release computes its dilation
-features and drops them) and the side outputs ``spatial_net.out2``..``out4`` (RTNet's deep supervision).
+features and drops them), the transformations that only feed the motion stream after stage 4
+(``TTTransformer4``, ``TselfTransformer4``: the ``mot.layer4`` tap reads them, the decoder does not) and the side
+outputs ``spatial_net.out2``..``out4``. RTNet trained them with its deep supervision of both streams' side outputs.
 """
 from __future__ import annotations
 
@@ -342,7 +345,9 @@ class RTNet(nn.Module):
         self.mot_reciprocal = nn.ModuleDict({f"layer{level}": nn.Identity() for level in LEVELS})
         unused = [getattr(self.temporal_net, f"{part}{i}") for part, ids in
                   (("dilation", range(5)), ("decoder", LEVELS), ("out", LEVELS)) for i in ids]
-        freeze_unused(*unused, self.spatial_net.out2, self.spatial_net.out3, self.spatial_net.out4)
+        unused += [self.TTTransformer4, self.TselfTransformer4, self.spatial_net.out2, self.spatial_net.out3,
+                   self.spatial_net.out4]
+        freeze_unused(*unused)
 
     def split_frames(self, x: Tensor, level: int) -> tuple[Tensor, Tensor]:
         """A stage's 2B rows as (first frames, second frames). The stems' rows are item-major (the input's
