@@ -362,6 +362,18 @@ def test_each_tap_reads_the_tensor_the_release_reads(tiny, name, reference):
     assert {t.split(".")[0] for t in model.taps} == {"app", "mot", "fusion"}  # the reports' stream groups
 
 
+def test_late_fusion_fusionseg_taps_the_heads_fusions():
+    """``fuse_early=False`` (not the published FusionSeg) fuses in the head; its fusion taps read those layers."""
+    torch.manual_seed(0)
+    model = build("fusionseg", "tiny", fuse_early=False).eval()
+    assert model.taps["fusion.layer1"].module == "classifier.sensor_fusion.low_level"
+    assert model.taps["fusion.layer4"].module == "classifier.sensor_fusion.out"
+    with torch.no_grad(), capture(model) as features:
+        out = model(*inputs())
+    assert out.shape == (2, 1, 48, 80)
+    assert features["fusion.layer1"].shape == (2, 64) and features["fusion.layer4"].shape == (2, 64)  # ASPP width
+
+
 def test_matnet_decoder_feature_the_release_calls_layerf_is_decoder_rf2(tiny):
     """``layerf,sensor_fusion`` (outside the release's default stages) is the feature the mask is predicted from."""
     model = tiny["matnet"]
