@@ -301,6 +301,12 @@ def test_one_item_gives_the_releases_side_outputs_and_stages(tiny):
     for tap, feature in features.items():
         assert feature.shape[0] == 2  # one row per frame, as the release measures them
         assert_close(feature, stages[release_stage(tap)], msg=tap)
+    tiny.row_pairing = "release"
+    try:
+        with torch.no_grad():
+            assert_close(tiny(frames, flows), logits)
+    finally:
+        tiny.row_pairing = "per_item"
 
 
 def test_batches_pair_each_items_own_frames(tiny):
@@ -374,10 +380,8 @@ def test_call_checks_and_normalises_its_inputs(tiny):
 def test_probe_counts_both_frames_of_every_pair(tiny):
     """The probe measures every tap; each pair gives two samples per factor (one per frame), as the release."""
     probe = BiasProbe(tiny)
-    spec = tiny.input_spec
-    g = torch.Generator().manual_seed(3)
-    for _ in range(2):
-        probe.update({k: spec.example(2, generator=g) for k in ("anchor", "dynamic", "static")})
+    for step in range(2):
+        probe.update({k: inputs(2, 32, 32, seed=10 * step + i) for i, k in enumerate(("anchor", "dynamic", "static"))})
     results = probe.compute()
     assert set(results) == set(tiny.taps)
     widths = {t: r.num_units for t, r in results.items()}
