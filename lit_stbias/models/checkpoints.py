@@ -6,7 +6,7 @@ Accepted sources (a path or an already loaded dict):
 - PySlowFast model-zoo checkpoints of the ResNet family (``s1.pathway0_stem...``, renamed here);
 - the TimeSformer release (``model.`` prefix, stripped);
 - Lightning checkpoints of this project (``{"state_dict": ...}``, keys ``model.*``);
-- plain state dicts, also saved from DDP (``module.`` prefix);
+- plain state dicts, also saved from DDP (``module.`` prefix), bare or as ``{"state_dict": ...}`` (RTNet's release);
 - MATNet's folder of ``encoder_<epoch>.pt`` and ``decoder_<epoch>.pt`` (:mod:`lit_stbias.models.vos.checkpoints`).
 """
 from __future__ import annotations
@@ -146,7 +146,11 @@ def _read(source: str | os.PathLike | Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _unwrap(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
     """The network's state dict inside a training checkpoint."""
-    if "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], Mapping):  # Lightning
+    if "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], Mapping):
+        weights = checkpoint["state_dict"]
+        if weights and all(k.startswith("module.") for k in weights):  # a DataParallel model's (RTNet's release)
+            return dict(weights)
+        # Lightning
         state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
         if not state:
             raise ValueError(

@@ -37,11 +37,16 @@ class InputSpec:
     """The input one model call takes.
 
     Attributes:
-        num_frames: frames per clip (for SlowFast: the fast pathway's, i.e. the whole clip); 1 for VOS.
+        num_frames: frames per clip (for SlowFast: the fast pathway's, i.e. the whole clip); for VOS the frames
+            one call takes: 1, or 2 for RTNet (an anchor frame and a partner frame).
         size: side of the square crop in pixels. Convolutional models accept other sizes too; transformers
             (``mvit``) are built for this one.
         alpha: SlowFast only: the slow pathway sees every ``alpha``-th frame (see :func:`pack_pathways`).
-        two_stream: VOS only: the model is called as ``model(rgb, flow)``, each (B, 3, H, W).
+        two_stream: VOS only: the model is called as ``model(rgb, flow)``, each (B, 3, H, W); with
+            ``num_frames`` > 1 or ``backward_flow``, as ``model(frames, flows)``: (B, num_frames, 3, H, W) and
+            (B, num_frames, 3 or 6, H, W).
+        backward_flow: VOS only: each frame comes with its forward then its backward flow image, stacked on
+            the channels (6), as RTNet takes them.
         mean, std: per-channel normalisation the published weights expect; the model applies it to its
             [0, 1] inputs itself (:class:`InputNormalization`). Mean 0 and std 1 mean none.
         sampling_rate: the frame stride of the published configuration's clips (``num_frames`` frames taken
@@ -54,6 +59,7 @@ class InputSpec:
     size: int
     alpha: int | None = None
     two_stream: bool = False
+    backward_flow: bool = False
     mean: Sequence[float] = KINETICS_MEAN
     std: Sequence[float] = KINETICS_STD
     sampling_rate: int | None = None
@@ -68,13 +74,19 @@ class InputSpec:
         return pack_pathways(video, self.alpha) if self.alpha else video
 
     def example(self, batch_size: int = 2, generator: torch.Generator | None = None):
-        """A random input of the right shape and container: a clip tensor, ``[slow, fast]``, or ``(rgb, flow)``.
+        """A random input of the right shape and container: a clip tensor, ``[slow, fast]``, ``(rgb, flow)``,
+        or ``(frames, flows)``.
 
         Tuples are what :func:`lit_stbias.probe.run_model` unpacks into positional arguments.
         """
         if self.two_stream:
-            shape = (batch_size, 3, self.size, self.size)
-            return (torch.rand(shape, generator=generator), torch.rand(shape, generator=generator))
+            side = (self.size, self.size)
+            if self.num_frames == 1 and not self.backward_flow:
+                rgb = flow = (batch_size, 3, *side)
+            else:
+                rgb = (batch_size, self.num_frames, 3, *side)
+                flow = (batch_size, self.num_frames, 6 if self.backward_flow else 3, *side)
+            return (torch.rand(rgb, generator=generator), torch.rand(flow, generator=generator))
         clip = torch.rand(batch_size, 3, self.num_frames, self.size, self.size, generator=generator)
         return self.pack(clip)
 
