@@ -19,7 +19,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 from torchmetrics.classification import BinaryJaccardIndex, MulticlassAccuracy
 
-from lit_stbias.models import ClipInput, InputSpec, aliases, available, build, load_weights
+from lit_stbias.models import ClipInput, InputSpec, aliases, available, build, load_weights, resolve
 from lit_stbias.pairs import ActionPairs, VOSPairs, flow_to_rgb, shuffle_permutation
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -52,6 +52,8 @@ class TrainModule(LightningModule):
         super().__init__()
         self.save_hyperparameters()
         check_model_name(self.hparams.model_name, self.task)
+        # checkpoints record the canonical (name, preset), so a hub name such as slow_r50 reads back as it is built
+        self.hparams.model_name, self.hparams.preset = resolve(self.hparams.model_name, self.hparams.preset)
         if self.hparams.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.hparams.optimizer!r}.")
 
