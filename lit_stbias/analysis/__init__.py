@@ -12,39 +12,31 @@
 
 See docs/analysis.md.
 """
-from lit_stbias.analysis.clips import ClipSettings
-from lit_stbias.analysis.document import (
-    BIAS_FILE,
-    DEFAULT_THRESHOLDS,
-    SCHEMA,
-    SUMMARY_KEYS,
-    BiasDocument,
-    check_finite,
-    provenance,
-)
-from lit_stbias.analysis.intervals import INTERVAL_METHODS, half_width
-from lit_stbias.analysis.loading import LoadedModel, load_model
-from lit_stbias.analysis.outputs import OUTPUT_FILES, check_output_folder, write_outputs
-from lit_stbias.analysis.session import Measurement, ProbeSession, choose_items, make_pairs
+from __future__ import annotations
 
-__all__ = [
-    "BIAS_FILE",
-    "DEFAULT_THRESHOLDS",
-    "INTERVAL_METHODS",
-    "OUTPUT_FILES",
-    "SCHEMA",
-    "SUMMARY_KEYS",
-    "BiasDocument",
-    "ClipSettings",
-    "LoadedModel",
-    "Measurement",
-    "ProbeSession",
-    "check_finite",
-    "check_output_folder",
-    "choose_items",
-    "half_width",
-    "load_model",
-    "make_pairs",
-    "provenance",
-    "write_outputs",
-]
+import importlib
+from typing import Any
+
+# Names are imported from their modules on first use (PEP 562), so the light parts (the document, the intervals)
+# can be used by reports without importing torchmetrics, the models and the data sources.
+_EXPORTS = {
+    "ClipSettings": "clips",
+    **dict.fromkeys(["BIAS_FILE", "DEFAULT_THRESHOLDS", "SCHEMA", "SUMMARY_KEYS", "BiasDocument", "check_finite",
+                     "provenance"], "document"),
+    **dict.fromkeys(["INTERVAL_METHODS", "half_width"], "intervals"),
+    **dict.fromkeys(["LoadedModel", "load_model"], "loading"),
+    **dict.fromkeys(["OUTPUT_FILES", "check_output_folder", "write_outputs"], "outputs"),
+    **dict.fromkeys(["Measurement", "ProbeSession", "choose_items", "make_pairs"], "session"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lit_stbias.analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"lit_stbias.analysis.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -217,7 +217,7 @@ def measure_parser() -> ArgumentParser:
 
 def compare_parser() -> ArgumentParser:
     p = _parser(f"{PROG} compare", "One figure and table across analysed runs (their bias.json).")
-    p.add_argument("dirs", type=List[str], nargs="+", help="folders written by analyze.py (each holds bias.json)")
+    p.add_argument("dirs", type=str, nargs="+", help="folders written by analyze.py (each holds bias.json)")
     p.add_argument("--labels", type=Union[List[str], str, None], default=None,
                    help="comma-separated labels (default: model@data of each run)")
     p.add_argument("--taps", type=Union[List[str], str, None], default=None,
