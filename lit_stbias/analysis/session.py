@@ -148,6 +148,11 @@ class ProbeSession:
     def spec(self) -> str | None:
         return self.data if isinstance(self.data, str) else None
 
+    @property
+    def name(self) -> str:
+        """The data as messages and documents name it: the spec, the given name, or the dataset's class."""
+        return self.spec or self.describe.get("data") or type(self.data).__name__
+
     def _tap_modules(self) -> dict[str, str]:
         probe = self.probe()
         return {name: tap.module + ("" if tap.index is None else f"[{tap.index}]")
@@ -166,7 +171,7 @@ class ProbeSession:
             if key not in self._sources:
                 self._sources[key] = from_spec(self.data, **kwargs)
             source = self._sources[key]
-        name = self.data if isinstance(self.data, str) else type(self.data).__name__
+        name = self.name
         if vos:
             if hasattr(source, "frames"):
                 source = source.frames()
@@ -182,7 +187,7 @@ class ProbeSession:
         source = self.source(seed)
         available = len(source)
         what = "frames" if is_vos(self.model) else "videos"
-        name = self.data if isinstance(self.data, str) else "the data"
+        name = self.name
         if available == 0:
             raise ValueError(f"{name!r} holds no readable {what} (check the path, layout and skipped files).")
         if available < self.num_pairs and not self.allow_fewer_pairs:
@@ -252,7 +257,7 @@ class ProbeSession:
         """The :class:`BiasDocument` of measurements by seed; ``settings`` add to or override what the session
         knows (e.g. ``provenance``, ``devices``, ``context``)."""
         fields: dict[str, Any] = {
-            "data": self.describe.get("data") or (self.spec if self.spec is not None else type(self.data).__name__),
+            "data": self.name,
             "clip": self.clip, "tap_modules": self.tap_modules, "threshold": self.threshold,
             "layer_score_mode": self.layer_score, "pairs_asked": self.num_pairs, "interval": self.interval,
             "skipped": [s for m in measurements.values() for s in m.skipped],

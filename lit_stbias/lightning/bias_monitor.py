@@ -203,6 +203,8 @@ class BiasMonitor(Callback):
         return session
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit" and self.every_n_epochs <= 0:
+            return  # nothing to measure in this fit; trainer.validate sets the session up when it comes
         if self.session is None:
             self.session = self._session(trainer, pl_module)
             self.reproduce = self._analyze_command(trainer)
