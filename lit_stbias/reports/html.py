@@ -65,7 +65,8 @@ def _settings(doc: dict) -> list[tuple[str, str]]:
         if isinstance(value, dict):
             return ", ".join(f"{k}: {text(v)}" for k, v in value.items())
         if isinstance(value, (list, tuple)):
-            return "; ".join(text(v) for v in value) if value else "none"
+            joint = "; " if any(isinstance(v, dict) for v in value) else ", "  # e.g. skipped files, one per entry
+            return joint.join(text(v) for v in value) if value else "none"
         return "none" if value is None else str(value)
 
     return [(key, text(value)) for key, value in doc.items() if key not in ("layers", "layer_order")]
