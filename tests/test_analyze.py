@@ -371,15 +371,14 @@ def test_pool_tokens_reaches_the_tap_resolution(tmp_path, monkeypatch):
 def _tiny_document(seed: int, **settings):
     """A real BiasDocument from the metric on random features (no model: fast)."""
     from lit_stbias.analysis import BiasDocument
-    from lit_stbias.metrics import StaticDynamicBias
+    from lit_stbias.metrics.functional import static_dynamic_bias
 
     g = torch.Generator().manual_seed(seed)
-    metric = StaticDynamicBias(6)
     x = torch.randn(8, 6, generator=g)
     partners = torch.cat([x + 0.3 * torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)])
-    metric.update(torch.cat([x, x]), partners, torch.tensor([0] * 8 + [1] * 8))
-    return BiasDocument.from_results({seed: {"stage5": metric.compute()}}, model=f"run{seed}",
-                                     data="synthetic:motion", **settings)
+    result = static_dynamic_bias(torch.cat([x, x]), partners, torch.tensor([0] * 8 + [1] * 8))
+    return BiasDocument.from_results({seed: {"stage5": result}}, model=f"run{seed}", data="synthetic:motion",
+                                     **settings)
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

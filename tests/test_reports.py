@@ -277,19 +277,18 @@ def test_center_bias_rejects_bad_masks(tmp_path, bad, match):
 def _document(seeds=3, num_units=12, dead=0):
     """A real BiasDocument: the metric on random features, ``dead`` constant units, several seeds."""
     from lit_stbias.analysis import BiasDocument
-    from lit_stbias.metrics import StaticDynamicBias
+    from lit_stbias.metrics.functional import static_dynamic_bias
 
     results = {}
     for seed in range(seeds):
         g = torch.Generator().manual_seed(seed)
-        metric = StaticDynamicBias(num_units)
         x = torch.randn(16, num_units, generator=g)
         noise = torch.randn(32, num_units, generator=g)
         partners = torch.cat([x + 0.5 * noise[:16], noise[16:]])
         anchors = torch.cat([x, x])
         anchors[:, :dead] = partners[:, :dead] = 1.0
-        metric.update(anchors, partners, torch.tensor([0] * 16 + [1] * 16))
-        results[seed] = {"stage4": metric.compute(), "stage5": metric.compute()}
+        result = static_dynamic_bias(anchors, partners, torch.tensor([0] * 16 + [1] * 16))
+        results[seed] = {"stage4": result, "stage5": result}
     return BiasDocument.from_results(results, model="slow", data="synthetic:motion")
 
 

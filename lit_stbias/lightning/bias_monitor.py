@@ -123,7 +123,7 @@ class BiasMonitor(Callback):
         self.session: ProbeSession | None = None
         self.reproduce: str | None = None
         self._batches: list | None = None
-        self._last_results: dict[str, BiasResult] = {}
+        self.last_document: BiasDocument | None = None
 
     @property
     def state_key(self) -> str:
@@ -203,15 +203,15 @@ class BiasMonitor(Callback):
         return session
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.config.update({"bias_monitor": self.settings()}, allow_val_change=True)
         if stage == "fit" and self.every_n_epochs <= 0:
             return  # nothing to measure in this fit; trainer.validate sets the session up when it comes
         if self.session is None:
             self.session = self._session(trainer, pl_module)
             self.reproduce = self._analyze_command(trainer)
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                if isinstance(logger, WandbLogger):
-                    logger.experiment.config.update({"bias_monitor": self.settings()}, allow_val_change=True)
 
     def _analyze_command(self, trainer: Trainer) -> str | None:
         """The ``analyze.py`` command that measures a saved checkpoint of this run on the same pairs; ``None``
@@ -246,18 +246,23 @@ class BiasMonitor(Callback):
         self._batches = list(loader)
         return self._batches
 
-    def measure(self, trainer: Trainer, pl_module: LightningModule) -> BiasDocument:
-        """One probe pass over this rank's pairs; the document covers every rank's pairs."""
-        if self.session is None:  # measure() called outside a Trainer's hooks
-            self.setup(trainer, pl_module, "validate")
+    def measure(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, BiasResult]:
+        """One probe pass over this rank's pairs: one ``BiasResult`` per tap, covering every rank's pairs.
+
+        The measurement's :class:`BiasDocument` (epoch, step and stage in its ``context``) is kept as
+        ``last_document``.
+        """
+        if self.session is None:  # measure() called outside a Trainer's hooks, or in a fit that measures nothing
+            self.session = self._session(trainer, pl_module)
+            self.reproduce = self._analyze_command(trainer)
         precision = trainer.precision_plugin  # the forward passes run at the precision the model trains with
         measurement = self.session.measure(self.seed, batches=self.batches(trainer),
                                            autocast=precision.forward_context, convert=precision.convert_input)
-        self._last_results = measurement.results
         context = {"epoch": trainer.current_epoch, "global_step": trainer.global_step,
                    "stage": trainer.state.fn.value if trainer.state.fn else None}
-        return self.session.document({self.seed: measurement}, units=False, context=context,
-                                     devices=trainer.world_size)
+        self.last_document = self.session.document({self.seed: measurement}, units=False, context=context,
+                                                   devices=trainer.world_size)
+        return measurement.results
 
     def _due(self, trainer: Trainer) -> bool:
         if trainer.sanity_checking:
@@ -270,8 +275,9 @@ class BiasMonitor(Callback):
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self._due(trainer):
             return
-        doc = self.measure(trainer, pl_module)
-        metrics = flat_metrics(self._last_results, self.thresholds)
+        results = self.measure(trainer, pl_module)
+        doc = self.last_document
+        metrics = flat_metrics(results, self.thresholds)
         # The values are already global (the session merged every rank's states) and equal on every rank.
         # Lightning asks for sync_dist on epoch-level logs under DDP; "max" of equal values is that value
         # exactly, so the sync changes nothing and nothing is double counted.

@@ -29,10 +29,6 @@ def _select(value: Any, keep: Tensor) -> Any:
     return type(value)(_select(v, keep) for v in value)
 
 
-def _batch_size(view: Any) -> int:
-    return view.shape[0] if isinstance(view, Tensor) else _batch_size(view[0])
-
-
 class BiasProbe:
     """Measure the static/dynamic bias of every tap of a model in one set of forward passes.
 
@@ -118,14 +114,15 @@ class BiasProbe:
             anchor, dynamic, static = (self.features(batch[k]) for k in VIEW_KEYS)
         finally:
             self.model.train(was_training)
-        n = _batch_size(batch["anchor"])
-        factor = torch.cat([torch.zeros(n, dtype=torch.int64), torch.ones(n, dtype=torch.int64)]).to(device)
         self._check_features(anchor, dynamic, static)  # every tap or none: nothing is updated before this passes
         for name, z_anchor in anchor.items():
             metric = self.metrics.get(name)
             if metric is None:
                 metric = StaticDynamicBias(z_anchor.shape[1], self.threshold, self.layer_score).to(device)
                 self.metrics[name] = metric
+            # every row of a tap is a sample; RTNet's taps hold one row per frame (two per pair), as the release
+            n = z_anchor.shape[0]
+            factor = torch.cat([torch.zeros(n, dtype=torch.int64), torch.ones(n, dtype=torch.int64)]).to(device)
             metric.update(torch.cat([z_anchor, z_anchor]), torch.cat([dynamic[name], static[name]]), factor)
 
     def _check_features(self, *views: dict[str, Tensor]) -> None:
