@@ -4,10 +4,10 @@
     python benchmarks/analysis_overhead.py --preset full --num-pairs 16 --frames 8 --size 112
     python benchmarks/analysis_overhead.py --memory 1000,10000     # peak RSS against the number of pairs
 
-The analysis is `lit_stbias.analysis.measure` (what `analyze.py` runs after its checks). The bare forward
-passes are the model alone, without hooks, on the very same (already made) views, three per video. The
-breakdown times each stage on its own: making the clips, making the views (styles, shuffles), the hooked
-forward passes plus metric updates.
+The analysis is `ProbeSession.run` (what `analyze.py` runs after its checks: the session's pairs, the hooked
+forward passes, the metric updates, the results document). The bare forward passes are the model alone,
+without hooks, on the very same (already made) views, three per video. The breakdown times each stage on its
+own: making the clips, making the views (styles, shuffles), the hooked forward passes plus metric updates.
 """
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lit_stbias.analysis import AnalysisConfig, load_model, make_pairs, measure  # noqa: E402
+from lit_stbias.analysis import ClipSettings, ProbeSession, load_model  # noqa: E402
 from lit_stbias.pairs import collate_pairs  # noqa: E402
-from lit_stbias.probe import BiasProbe  # noqa: E402
 
 VIEWS = ("anchor", "dynamic", "static")
 
@@ -35,38 +34,42 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
+def session_for(args, num_pairs: int) -> ProbeSession:
+    model = load_model(args.model, args.preset).model
+    clip = ClipSettings(num_frames=args.frames, size=args.size)
+    return ProbeSession(model, args.data, num_pairs=num_pairs, clip=clip, batch_size=args.batch_size,
+                        num_workers=args.num_workers)
+
+
 def overhead(args) -> dict:
-    config = AnalysisConfig(data=args.data, model=args.model, preset=args.preset, num_pairs=args.num_pairs,
-                            batch_size=args.batch_size, num_workers=args.num_workers, num_frames=args.frames,
-                            size=args.size)
-    model, info = load_model(config)
+    session = session_for(args, args.num_pairs)
+    model = session.model
     torch.set_num_threads(args.threads)
-    pairs = make_pairs(config, model, info, seed=0)
+    pairs = session.pairs(seed=0)
     pairs[0]  # warm caches (bundled images) outside the timings
     with torch.inference_mode():
         model(collate_pairs([pairs[0]])["anchor"])  # warm-up forward
 
     # Best of `repeats` for both sides: this machine's timings wander by tens of percent between runs.
-    analysis = min(timed(lambda: measure(config, model, info, progress=False))[1] for _ in range(args.repeats))
+    analysis = min(timed(lambda: session.run(seeds=[0], progress=False))[1] for _ in range(args.repeats))
 
     # The same work stage by stage, single process.
     _, t_clips = timed(lambda: [pairs.source[i] for i in range(len(pairs))])
     items, t_items = timed(lambda: [pairs[i] for i in range(len(pairs))])
-    batches = [collate_pairs(items[i:i + config.batch_size]) for i in range(0, len(items), config.batch_size)]
-    inputs = batches
+    batches = [collate_pairs(items[i:i + args.batch_size]) for i in range(0, len(items), args.batch_size)]
 
     def bare():
         with torch.inference_mode():
-            for b in inputs:
+            for b in batches:
                 for k in VIEWS:
                     model(b[k])
 
     t_forward = min(timed(bare)[1] for _ in range(args.repeats))
-    probe = BiasProbe(model, config.layers)
-    _, t_probe = timed(lambda: [probe.update(b) for b in inputs])
+    probe = session.probe()
+    _, t_probe = timed(lambda: [probe.update(b) for b in batches])
     return {
         "model": f"{args.model} ({args.preset})",
-        "clip": f"{args.frames or model.input_spec.num_frames}x{args.size or model.input_spec.size}",
+        "clip": f"{session.clip.num_frames}x{session.clip.size}",
         "pairs": args.num_pairs, "workers": args.num_workers, "threads": args.threads, "repeats": args.repeats,
         "analysis_s": analysis, "bare_forward_s": t_forward, "ratio": analysis / t_forward,
         "clips_s": t_clips, "views_s": t_items - t_clips,
@@ -78,11 +81,11 @@ def peak_rss(num_pairs: int, args) -> float:
     """Peak RSS (MiB) of a fresh process running the analysis on ``num_pairs`` pairs."""
     code = (
         "import sys; sys.path.insert(0, %r)\n"
-        "from lit_stbias.analysis import AnalysisConfig, load_model, measure\n"
-        "c = AnalysisConfig(data=%r, model=%r, preset=%r, num_pairs=%d, batch_size=%d)\n"
-        "m, info = load_model(c); measure(c, m, info, progress=False)\n"
+        "from lit_stbias.analysis import ProbeSession, load_model\n"
+        "m = load_model(%r, %r).model\n"
+        "ProbeSession(m, %r, num_pairs=%d, batch_size=%d).run(seeds=[0], progress=False)\n"
         "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024)\n"
-    ) % (str(Path(__file__).resolve().parents[1]), args.data, args.model, args.preset, num_pairs, args.batch_size)
+    ) % (str(Path(__file__).resolve().parents[1]), args.model, args.preset, args.data, num_pairs, args.batch_size)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
 

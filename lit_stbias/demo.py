@@ -13,10 +13,9 @@ import time
 
 import torch
 
+from lit_stbias.analysis import ProbeSession
 from lit_stbias.data import SyntheticVideos
 from lit_stbias.metrics import BiasResult
-from lit_stbias.pairs import ActionPairs, pair_loader
-from lit_stbias.probe import BiasProbe
 from lit_stbias.probe.planted import PlantedUnits
 
 CLASSES = ("static", "dynamic", "joint", "residual")
@@ -28,9 +27,8 @@ def run_planted(num_videos: int = 96, frames: int = 16, size: int = 64, seed: in
     videos = SyntheticVideos("motion", num_videos=num_videos, num_frames=frames, size=size, seed=seed)
     model = PlantedUnits(seed=seed)
     model.calibrate(torch.stack([videos[i]["video"] for i in range(min(32, num_videos))]))
-    probe = BiasProbe(model)
-    results = probe.run(pair_loader(ActionPairs(videos, seed=seed), batch_size=batch_size), progress=progress)
-    return model, results
+    session = ProbeSession(model, videos, num_pairs=num_videos, batch_size=batch_size)
+    return model, session.measure(seed, progress=progress).results
 
 
 def format_table(model: PlantedUnits, results: dict[str, BiasResult]) -> str:

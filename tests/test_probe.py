@@ -179,3 +179,29 @@ def test_amp_forward_keeps_metric_in_float64():
         x = torch.randn(6, 3, dtype=torch.float64) * 1e-3 + 1e4
         metric.update(x, x.flip(0), torch.tensor([0, 0, 0, 1, 1, 1]))
     assert metric.mean_a.dtype == torch.float64 and metric.compute_result().num_dead_units == 0
+
+
+def test_a_non_finite_tap_updates_no_metric_and_is_named():
+    """Every tap or none: NaN features at one tap leave every metric as it was, and the error names the tap,
+    the view and the units."""
+    model = TwoPath()
+    probe = BiasProbe(model, taps=["stem", "slow", "fast", "tokens"])
+    g = torch.Generator().manual_seed(4)
+
+    def views():
+        x = torch.rand(4, 3, 2, 3, 3, generator=g)
+        return {"anchor": x, "dynamic": x.flip(2), "static": torch.rand(4, 3, 2, 3, 3, generator=g)}
+
+    probe.update(views())
+    before = probe.compute()
+
+    def nan_in_unit_1(_module, _inputs, out):
+        return out.index_fill(1, torch.tensor([1]), float("nan"))
+
+    poison = model.paths[1].register_forward_hook(nan_in_unit_1)
+    with pytest.raises(ValueError, match=r"tap 'fast': the anchor view's features are non-finite .* units \[1\]"):
+        probe.update(views())
+    poison.remove()
+    assert probe.compute() == before, "no metric took the batch"
+    probe.update(views())  # and the probe goes on with the next good batch
+    assert {m.num_pairs["dynamic"] for m in probe.metrics.values()} == {8}

@@ -10,6 +10,7 @@ import sys
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+import torch
 
 from lit_stbias.reports import (
     COLORS,
@@ -273,12 +274,30 @@ def test_center_bias_rejects_bad_masks(tmp_path, bad, match):
     assert not (tmp_path / "c.png").exists()
 
 
+def _document(seeds=3, num_units=12, dead=0):
+    """A real BiasDocument: the metric on random features, ``dead`` constant units, several seeds."""
+    from lit_stbias.analysis import BiasDocument
+    from lit_stbias.metrics.functional import static_dynamic_bias
+
+    results = {}
+    for seed in range(seeds):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(16, num_units, generator=g)
+        noise = torch.randn(32, num_units, generator=g)
+        partners = torch.cat([x + 0.5 * noise[:16], noise[16:]])
+        anchors = torch.cat([x, x])
+        anchors[:, :dead] = partners[:, :dead] = 1.0
+        result = static_dynamic_bias(anchors, partners, torch.tensor([0] * 16 + [1] * 16))
+        results[seed] = {"stage4": result, "stage5": result}
+    return BiasDocument.from_results(results, model="slow", data="synthetic:motion")
+
+
 def test_load_doc(tmp_path):
     with pytest.raises(FileNotFoundError, match="bias.json"):
         load_doc(tmp_path / "no_such_run")
-    doc = make_doc(seeds=3)
-    (tmp_path / "bias.json").write_text(json.dumps(doc))
-    assert load_doc(tmp_path) == doc and load_doc(tmp_path / "bias.json") == doc
+    doc = _document(seeds=3)
+    doc.write(tmp_path / "bias.json")
+    assert load_doc(tmp_path).to_json() == doc.to_json() == load_doc(tmp_path / "bias.json").to_json()
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "bias.json").write_text('{"model": "slow", "layers": ')
     with pytest.raises(ValueError, match="bad/bias.json is not valid JSON"):
@@ -286,6 +305,58 @@ def test_load_doc(tmp_path):
     (tmp_path / "bad" / "bias.json").write_text('{"model": "slow"}')
     with pytest.raises(ValueError, match="no non-empty 'layers'"):
         load_doc(tmp_path / "bad")
+    (tmp_path / "bad" / "bias.json").write_text(json.dumps(make_doc()))  # the layout of earlier versions
+    with pytest.raises(ValueError, match="bad/bias.json has no 'schema' field.*older analyze.py"):
+        load_doc(tmp_path / "bad")
+    foreign = {**doc.to_json(), "schema": "someone.else/1"}
+    (tmp_path / "bad" / "bias.json").write_text(json.dumps(foreign))
+    with pytest.raises(ValueError, match="schema 'someone.else/1'"):
+        load_doc(tmp_path / "bad")
+
+
+def test_reports_read_the_document_in_memory(tmp_path):
+    """A BiasDocument and its JSON form make the same report; the unit scores come from the document, not a CSV."""
+    doc = _document(seeds=3)
+    in_memory = write_report(doc, tmp_path / "memory").read_text(encoding="utf-8")
+    from_json = write_report(json.loads(doc.dumps()), tmp_path / "json").read_text(encoding="utf-8")
+    assert in_memory == from_json and in_memory.count("data:image/png;base64,") == 4
+    scatter = "unit_scores.png"
+    assert (tmp_path / "memory" / scatter).read_bytes() == (tmp_path / "json" / scatter).read_bytes()
+    assert summary_table(doc) == summary_table(doc.to_json())
+    _, md, _ = compare([doc, doc.to_json()], ["a", "b"], tmp_path / "c.png", tmp_path / "c.md")
+    rows = _table_rows(md.read_text())
+    assert rows["a"] == rows["b"]
+    layer = doc.to_json()["layers"]["stage5"]
+    values = np.array([s["layer_percent"]["static"] for s in layer["per_seed"]])
+    assert layer["ci95"]["layer_percent"]["static"] == pytest.approx(1.96 * values.std(ddof=0) / math.sqrt(3))
+
+
+def test_unit_scores_count_dead_units_as_residual_and_say_so(tmp_path, monkeypatch):
+    import lit_stbias.reports.plots as plots
+
+    drawn = {}
+    real = plots.save_figure
+
+    def spy(fig, path):
+        drawn["title"] = fig._suptitle.get_text()
+        drawn["legend"] = [t.get_text() for t in fig.legends[0].get_texts()]
+        drawn["ylabel"] = fig.axes[0].get_ylabel()
+        fig.canvas.draw()
+        box = fig.axes[0].yaxis.label.get_window_extent()
+        drawn["inside"] = box.x0 >= 0 and box.x1 <= fig.bbox.width
+        return real(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", spy)
+    doc = _document(seeds=1, num_units=12, dead=3)
+    layer = doc.tap("stage5")
+    assert layer["num_dead_units"] == 3
+    plots.plot_unit_scores(layer["unit_scores"], tmp_path / "u.png", threshold=0.5)
+    residual = next(t for t in drawn["legend"] if t.startswith("residual"))
+    assert residual == f"residual ({layer['unit_counts']['residual']}, 3 dead)", "counted as the metric counts them"
+    counts = [int(t.split("(")[1].split(")")[0].split(",")[0]) for t in drawn["legend"]]
+    assert sum(counts) == 12, "every unit is in one class"
+    assert "3 dead units" in drawn["title"] and "counted residual" in drawn["title"]
+    assert drawn["ylabel"] == "static score" and drawn["inside"], "the y label is on the canvas"
 
 
 def test_unit_scores_from_csv_mapping_and_array(tmp_path):

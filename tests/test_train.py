@@ -223,7 +223,7 @@ def test_resume_with_ckpt_path_last_continues_epochs_and_history(tmp_path):
     resumed = run(tiny_args(tmp_path, epochs=2, ckpt_path="last"))
     after = history(run_dir)
     assert resumed["epochs"] == 2 and resumed["global_step"] == 2 * first["global_step"]
-    assert [h["epoch"] for h in after] == [0, 1] and after[0] == before[0]
+    assert [h["context"]["epoch"] for h in after] == [0, 1] and after[0] == before[0]
     assert (run_dir / "csv" / "version_1" / "metrics.csv").is_file()  # the resumed part logs beside the first
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["last_checkpoint"] == resumed["last_checkpoint"]
@@ -306,8 +306,8 @@ def test_two_process_ddp_logs_the_single_process_bias(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     ddp_summary = json.loads((tmp_path / "ddp-validate" / "summary.json").read_text())
     assert ddp_summary["stage"] == "validate" and ddp_summary["world_size"] == 2 and single["world_size"] == 1
-    one, two = history(single["run_dir"])[-1]["taps"], history(tmp_path / "ddp-validate")[-1]["taps"]
-    during_training = history(trained["run_dir"])[-1]["taps"]
+    one, two = history(single["run_dir"])[-1]["layers"], history(tmp_path / "ddp-validate")[-1]["layers"]
+    during_training = history(trained["run_dir"])[-1]["layers"]
     assert set(one) == set(two) == set(during_training)
     for tap in one:
         assert two[tap]["num_pairs"] == one[tap]["num_pairs"] == {"dynamic": 5, "static": 5}  # each pair once

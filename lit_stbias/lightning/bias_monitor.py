@@ -1,28 +1,32 @@
 """`BiasMonitor`: the static/dynamic bias of chosen taps, measured on fixed held-out pairs after every validation.
 
-The pairs are built once (from the DataModule's validation source, or the callback's own seeded source) and
-never change, so the numbers of successive epochs differ only because the weights did. Each rank probes its
-own share (``pair_loader``: no padding), and ``BiasProbe.compute`` merges the metric states of all ranks, so
-every rank ends up with the numbers of all pairs, each counted once.
+The pairs come from a :class:`~lit_stbias.analysis.ProbeSession` (the same selection and pair rules as
+``analyze.py``), built once in ``setup()`` from the DataModule's validation source or the callback's own seeded
+source, and never change, so the numbers of successive epochs differ only because the weights did. Each rank
+probes its own share (``pair_loader``: no padding), and the metric states of all ranks are merged, so every
+rank ends up with the numbers of all pairs, each counted once. Every measurement is a
+:class:`~lit_stbias.analysis.BiasDocument`; ``bias_history.json`` holds them with the ``analyze.py`` command
+that measures a saved checkpoint on the same pairs.
 """
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
-import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
-from torch.utils.data import Dataset, Subset
+from torch import nn
+from torch.utils.data import Dataset
 
-from lit_stbias.data import from_spec
+from lit_stbias.analysis import BiasDocument, ClipSettings, ProbeSession, provenance
 from lit_stbias.metrics import BiasResult
-from lit_stbias.pairs import pair_loader
-from lit_stbias.probe import BiasProbe
 
 HISTORY_FILE = "bias_history.json"
 PLOT_DIR = "bias"
+TABLE_COLUMNS = ["epoch", "global_step", "stage", "tap", "static_percent", "dynamic_percent", "identical_percent",
+                 "units_static", "units_dynamic", "units_joint", "units_residual", "score_static", "score_dynamic"]
 
 
 def flat_metrics(results: dict[str, BiasResult], thresholds: Sequence[float]) -> dict[str, float]:
@@ -43,27 +47,25 @@ def flat_metrics(results: dict[str, BiasResult], thresholds: Sequence[float]) ->
     return out
 
 
-def spread(n: int, k: int) -> list[int]:
-    """``k`` indices evenly spread over ``range(n)`` (all of them when k >= n): many videos, not one video's
-    neighbouring frames."""
-    if k >= n:
-        return list(range(n))
-    return sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
-
-
 class BiasMonitor(Callback):
-    """Log the static/dynamic bias of a model's taps at the end of every (n-th) validation epoch.
+    """Log the static/dynamic bias of a network's taps at the end of every (n-th) validation epoch.
+
+    Works with any LightningModule: ``network`` names the ``nn.Module`` to probe and ``make_pairs`` (optional)
+    how its inputs are made; both are checked in ``setup()``, before any training step, with an error that says
+    what to pass. For this project's modules the defaults need nothing.
 
     Logged per tap (through ``LightningModule.log``, so to every logger, CSV and W&B alike):
     ``bias/<tap>/{dynamic,static,identical}_percent``, ``bias/<tap>/units_{dynamic,static,joint,residual}``
-    and ``bias/<tap>/score_{dynamic,static}``. Rank 0 also writes the per-tap bar chart to
-    ``<out_dir>/bias/epoch_NNN.png`` (and to W&B as ``bias/layer_percent``) and the whole history, one
-    ``BiasResult.to_dict`` per tap and epoch, to ``<out_dir>/bias_history.json``. The history is part of the
+    and ``bias/<tap>/score_{dynamic,static}``. Rank 0 also writes ``<out_dir>/bias_history.json`` (every
+    measurement as a ``BiasDocument``, and the ``analyze.py`` command that reproduces them from a checkpoint),
+    the per-tap bar chart ``<out_dir>/bias/<stage>_epoch_NNN.png`` and, to W&B, the chart as an image, one line
+    chart per tap of the three percentages against epoch (``bias_chart/<tap>``), a table of every epoch's numbers
+    (``bias_table``) and these settings in the run config (``bias_monitor``). The history is part of the
     callback's checkpoint state, so a resumed run continues it.
 
     Args:
-        taps: tap names (default: every tap the model declares).
-        num_pairs: videos (action) or frames (VOS) probed, spread evenly over the source.
+        taps: tap names or dotted module names of ``network`` (default: every tap the network declares).
+        num_pairs: videos (action) or frames (VOS) probed, chosen by the session's seeded rule.
         batch_size: pairs per probe batch.
         every_n_epochs: measure after every n-th training epoch (0: never during fit); ``trainer.validate``
             always measures.
@@ -72,25 +74,39 @@ class BiasMonitor(Callback):
         layer_score: ``"pooled"`` or ``"unit_mean"`` (see ``StaticDynamicBias``).
         data: a ``from_spec`` string for the callback's own source (default: the DataModule's
             ``val_source``), drawn with ``seed`` at the DataModule's clip length and size.
-        seed: seeds the pairs' styles, shuffles and flow jitter (and the own source).
+        seed: seeds the choice of items, the pairs' styles, shuffles and flow jitter (and the own source).
         cache_pairs: keep the collated pairs in memory after the first measurement (they never change).
         out_dir: where files go (default: ``trainer.default_root_dir``).
         plot: write the bar chart.
+        network: the attribute of the LightningModule that holds the network (dotted, e.g. ``"backbone"``;
+            ``""`` for the LightningModule itself), or a callable ``pl_module -> nn.Module``.
+        make_pairs: ``make_pairs(items, seed) -> Dataset`` of ``{"anchor", "dynamic", "static"}`` views in the
+            network's input form (default: the session's rule, from the network's ``input_spec``).
+        temporal_stride: the network sees every n-th frame of a clip (default: the module's
+            ``hparams.temporal_stride``, else 1).
+        allow_fewer_pairs: measure fewer pairs when the source has fewer than ``num_pairs`` items (default:
+            refuse in ``setup()``).
+        pool_tokens: ``"all"`` or ``"patches"`` for transformer taps (see ``BiasProbe``).
     """
 
     def __init__(
         self,
-        taps: list[str] | None = None,
+        taps: Optional[list[str]] = None,
         num_pairs: int = 64,
         batch_size: int = 16,
         every_n_epochs: int = 1,
-        thresholds: float | list[float] = 0.5,
+        thresholds: Union[float, list[float]] = 0.5,
         layer_score: str = "pooled",
-        data: str | None = None,
+        data: Optional[str] = None,
         seed: int = 0,
         cache_pairs: bool = True,
-        out_dir: str | None = None,
+        out_dir: Optional[str] = None,
         plot: bool = True,
+        network: Union[str, Callable[[LightningModule], nn.Module]] = "model",
+        make_pairs: Optional[Callable[[Dataset, int], Dataset]] = None,
+        temporal_stride: Optional[int] = None,
+        allow_fewer_pairs: bool = False,
+        pool_tokens: Optional[str] = None,
     ) -> None:
         self.thresholds = [float(t) for t in ([thresholds] if isinstance(thresholds, (int, float)) else thresholds)]
         if not self.thresholds:
@@ -100,63 +116,154 @@ class BiasMonitor(Callback):
         self.taps, self.num_pairs, self.batch_size = taps, num_pairs, batch_size
         self.every_n_epochs, self.layer_score, self.data, self.seed = every_n_epochs, layer_score, data, seed
         self.cache_pairs, self.out_dir, self.plot = cache_pairs, out_dir, plot
+        self.network, self.make_pairs, self.temporal_stride = network, make_pairs, temporal_stride
+        self.allow_fewer_pairs, self.pool_tokens = allow_fewer_pairs, pool_tokens
         self.history: list[dict[str, Any]] = []
         self.last_metrics: dict[str, float] = {}
-        self._pairs: Dataset | None = None
+        self.session: ProbeSession | None = None
+        self.reproduce: str | None = None
         self._batches: list | None = None
+        self.last_document: BiasDocument | None = None
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(taps=self.taps, num_pairs=self.num_pairs, data=self.data)
 
-    # -- the pairs -----------------------------------------------------------------------------------------
-    def source(self, trainer: Trainer) -> Dataset:
-        """The videos (or VOS frames) the pairs are made from."""
+    def settings(self) -> dict[str, Any]:
+        """The monitor's settings, JSON-ready (the W&B run config and the history file record them)."""
+        return {"taps": self.taps, "num_pairs": self.num_pairs, "batch_size": self.batch_size,
+                "every_n_epochs": self.every_n_epochs, "thresholds": self.thresholds, "layer_score": self.layer_score,
+                "data": self.data, "seed": self.seed, "temporal_stride": self.temporal_stride,
+                "network": self.network if isinstance(self.network, str) else getattr(self.network, "__name__", "?"),
+                "allow_fewer_pairs": self.allow_fewer_pairs, "pool_tokens": self.pool_tokens}
+
+    # -- setup: everything is checked before the first training step ---------------------------------------
+    def resolve_network(self, pl_module: LightningModule) -> nn.Module:
+        """The network to probe, or a ``ValueError`` that says what to pass."""
+        if callable(self.network) and not isinstance(self.network, nn.Module):
+            net = self.network(pl_module)
+        else:
+            net = pl_module
+            for part in [p for p in str(self.network).split(".") if p]:
+                net = getattr(net, part, None)
+                if net is None:
+                    raise ValueError(
+                        f"BiasMonitor: {type(pl_module).__name__} has no attribute {self.network!r}, the network it "
+                        "probes by default; pass BiasMonitor(network='<attribute>') naming the nn.Module to "
+                        "measure (network='' for the LightningModule itself, or a callable pl_module -> module).")
+        if not isinstance(net, nn.Module):
+            raise ValueError(f"BiasMonitor: network {self.network!r} of {type(pl_module).__name__} is a "
+                             f"{type(net).__name__}, not an nn.Module; pass network= naming the module to probe.")
+        return net
+
+    def _stride(self, pl_module: LightningModule) -> int:
+        if self.temporal_stride is not None:
+            return self.temporal_stride
+        hparams = getattr(pl_module, "hparams", {}) or {}
+        return int(hparams.get("temporal_stride", 1) or 1)
+
+    def _session(self, trainer: Trainer, pl_module: LightningModule) -> ProbeSession:
+        network = self.resolve_network(pl_module)
         datamodule = trainer.datamodule
+        clip = ClipSettings(temporal_stride=self._stride(pl_module))
         if self.data is None:
             source = getattr(datamodule, "val_source", None)
             if source is None:
-                raise ValueError("BiasMonitor needs a DataModule with a val_source (after setup), or data=SPEC.")
-            return source
-        kwargs = dict(num_videos=self.num_pairs, seed=self.seed)
-        for key in ("num_frames", "size"):
-            if getattr(datamodule, key, None) is not None:
-                kwargs[key] = getattr(datamodule, key)
-        source = from_spec(self.data, **kwargs)
-        return source.frames() if hasattr(source, "frames") else source
-
-    def pairs(self, trainer: Trainer, pl_module: LightningModule) -> Dataset:
-        """The fixed pair set, built once, in the module's input form (``pl_module.pairs``)."""
-        if self._pairs is None:
-            source = self.source(trainer)
-            chosen = Subset(source, spread(len(source), self.num_pairs))
-            if len(chosen) < max(2, trainer.world_size):
-                raise ValueError(f"BiasMonitor has {len(chosen)} pairs; it needs at least 2 and one per process "
+                raise ValueError("BiasMonitor needs a DataModule with a val_source (set in its setup()), or "
+                                 "BiasMonitor(data=SPEC) naming its own source (e.g. data='synthetic:motion').")
+            data: str | Dataset = source
+            # A synthetic source is recorded as the spec and settings that rebuild it (analyze.py can), others
+            # by the DataModule's spec.
+            found = ClipSettings.of_source(source)
+            name = found[0] if found else getattr(datamodule, "spec", None)
+            if found:
+                clip = found[1].updated(temporal_stride=clip.temporal_stride)
+        else:  # the callback's own source: drawn with its seed, cut as the DataModule cuts clips
+            data = name = self.data
+            clip = clip.updated(data_seed=self.seed, num_videos=self.num_pairs,
+                                num_frames=getattr(datamodule, "num_frames", None),
+                                size=getattr(datamodule, "size", None))
+        hp = getattr(pl_module, "hparams", {}) or {}
+        try:
+            session = ProbeSession(
+                network, data, num_pairs=self.num_pairs, clip=clip, taps=self.taps, threshold=self.thresholds[0],
+                thresholds=self.thresholds, layer_score=self.layer_score, pool_tokens=self.pool_tokens,
+                batch_size=self.batch_size, allow_fewer_pairs=self.allow_fewer_pairs, pairs=self.make_pairs,
+                describe={"model": hp.get("model_name", type(network).__name__), "preset": hp.get("preset"),
+                          "task": getattr(pl_module, "task", None), "data": name},
+            )
+            pairs = session.pairs(self.seed)  # too few items fails here
+            if len(pairs) < max(2, trainer.world_size):
+                raise ValueError(f"it has {len(pairs)} pairs and needs at least 2 and one per process "
                                  f"({trainer.world_size}).")
-            self._pairs = pl_module.pairs(chosen, seed=self.seed)
-        return self._pairs
+            pairs[0]  # the first pair: a source or a pair rule that does not fit the network fails now
+        except ValueError as err:
+            raise ValueError(f"BiasMonitor: {err} (see BiasMonitor's taps=, network=, make_pairs=, num_pairs=, "
+                             "allow_fewer_pairs=, data=)") from None
+        return session
 
-    def batches(self, trainer: Trainer, pl_module: LightningModule):
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.config.update({"bias_monitor": self.settings()}, allow_val_change=True)
+        if stage == "fit" and self.every_n_epochs <= 0:
+            return  # nothing to measure in this fit; trainer.validate sets the session up when it comes
+        if self.session is None:
+            self.session = self._session(trainer, pl_module)
+            self.reproduce = self._analyze_command(trainer)
+
+    def _analyze_command(self, trainer: Trainer) -> str | None:
+        """The ``analyze.py`` command that measures a saved checkpoint of this run on the same pairs; ``None``
+        when the source is not one it can rebuild (e.g. a folder's validation split)."""
+        session = self.session
+        if self.data is None and ClipSettings.of_source(session.data) is None:
+            return None
+        spec, clip = session.describe["data"], session.clip
+        args = ["python", "analyze.py", "--ckpt", "CHECKPOINT", "--data", spec, "--num-pairs", str(self.num_pairs),
+                "--seeds", str(self.seed), "--batch-size", str(self.batch_size), "--threshold", f"{self.thresholds[0]}",
+                "--thresholds", ",".join(f"{t}" for t in self.thresholds),
+                "--layer-score", self.layer_score, *clip.cli_args()]
+        if self.taps:
+            args += ["--layers", ",".join(self.taps)]
+        if self.allow_fewer_pairs:
+            args.append("--allow-fewer-pairs")
+        if self.pool_tokens:
+            args += ["--pool-tokens", self.pool_tokens]
+        precision = str(getattr(trainer, "precision", "32-true"))
+        if precision not in ("32-true", "32"):
+            args += ["--precision", precision]
+        return shlex.join([*args, "--out", "DIR"])
+
+    # -- measuring -----------------------------------------------------------------------------------------
+    def batches(self, trainer: Trainer) -> list | Any:
         """This rank's share of the pairs, batched; cached after the first pass when ``cache_pairs``."""
         if self._batches is not None:
             return self._batches
-        loader = pair_loader(self.pairs(trainer, pl_module), self.batch_size, rank=trainer.global_rank,
-                             world_size=trainer.world_size)
+        loader = self.session.loader(self.seed, rank=trainer.global_rank, world_size=trainer.world_size)
         if not self.cache_pairs:
             return loader
         self._batches = list(loader)
         return self._batches
 
     def measure(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, BiasResult]:
-        """One probe pass over this rank's pairs; the results cover every rank's pairs."""
-        probe = BiasProbe(pl_module.model, taps=self.taps, threshold=self.thresholds[0], layer_score=self.layer_score)
-        precision = trainer.precision_plugin  # the forward passes run at the precision the model trains with
-        with precision.forward_context():
-            for views in self.batches(trainer, pl_module):
-                probe.update(precision.convert_input(views))
-        return probe.compute()
+        """One probe pass over this rank's pairs: one ``BiasResult`` per tap, covering every rank's pairs.
 
-    # -- hooks ---------------------------------------------------------------------------------------------
+        The measurement's :class:`BiasDocument` (epoch, step and stage in its ``context``) is kept as
+        ``last_document``.
+        """
+        if self.session is None:  # measure() called outside a Trainer's hooks, or in a fit that measures nothing
+            self.session = self._session(trainer, pl_module)
+            self.reproduce = self._analyze_command(trainer)
+        precision = trainer.precision_plugin  # the forward passes run at the precision the model trains with
+        measurement = self.session.measure(self.seed, batches=self.batches(trainer),
+                                           autocast=precision.forward_context, convert=precision.convert_input)
+        context = {"epoch": trainer.current_epoch, "global_step": trainer.global_step,
+                   "stage": trainer.state.fn.value if trainer.state.fn else None}
+        self.last_document = self.session.document({self.seed: measurement}, units=False, context=context,
+                                                   devices=trainer.world_size)
+        return measurement.results
+
     def _due(self, trainer: Trainer) -> bool:
         if trainer.sanity_checking:
             return False
@@ -169,56 +276,78 @@ class BiasMonitor(Callback):
         if not self._due(trainer):
             return
         results = self.measure(trainer, pl_module)
+        doc = self.last_document
         metrics = flat_metrics(results, self.thresholds)
-        # The values are already global (compute() merged every rank's states) and equal on every rank.
+        # The values are already global (the session merged every rank's states) and equal on every rank.
         # Lightning asks for sync_dist on epoch-level logs under DDP; "max" of equal values is that value
         # exactly, so the sync changes nothing and nothing is double counted.
         for key, value in metrics.items():
             pl_module.log(key, value, sync_dist=True, reduce_fx="max", on_step=False, on_epoch=True)
         self.last_metrics = metrics
-        self.history.append({
-            "epoch": trainer.current_epoch,
-            "global_step": trainer.global_step,
-            "stage": trainer.state.fn.value,
-            "taps": {tap: r.to_dict(thresholds=self.thresholds) for tap, r in results.items()},
-        })
+        self.history.append(doc.to_json(units=False))
         if trainer.is_global_zero:
-            self.write(trainer, pl_module, results)
+            self.write(trainer, doc)
 
-    # -- files -------------------------------------------------------------------------------------------------
+    @property
+    def documents(self) -> list[BiasDocument]:
+        """The history as ``BiasDocument`` objects (epoch, step and stage in each one's ``context``)."""
+        return [BiasDocument.from_json(entry, where="a BiasMonitor history entry") for entry in self.history]
+
+    # -- files and W&B ---------------------------------------------------------------------------------------
     def run_dir(self, trainer: Trainer) -> Path:
         return Path(self.out_dir or trainer.default_root_dir)
 
-    def write(self, trainer: Trainer, pl_module: LightningModule, results: dict[str, BiasResult]) -> None:
-        """Rank 0: the history JSON, the bar chart PNG, and the chart as a W&B image."""
+    def write(self, trainer: Trainer, doc: BiasDocument) -> None:
+        """Rank 0: the history JSON, the bar chart PNG, and the W&B image, line charts and table."""
         out = self.run_dir(trainer)
         out.mkdir(parents=True, exist_ok=True)
-        hp = getattr(pl_module, "hparams", {})
-        doc = {
-            "model": hp.get("model_name", type(pl_module.model).__name__),
-            "preset": hp.get("preset"),
-            "data": getattr(trainer.datamodule, "spec", None) if self.data is None else self.data,
-            "num_pairs": len(self._pairs) if self._pairs is not None else None,
-            "thresholds": self.thresholds,
+        record = {
+            "model": doc.model, "preset": doc.preset, "data": doc.data, "num_pairs": self.num_pairs,
+            "thresholds": self.thresholds, "monitor": self.settings(), "analyze": self.reproduce,
+            "provenance": provenance(),
             "history": self.history,
         }
         tmp = out / f".{HISTORY_FILE}.tmp"
-        tmp.write_text(json.dumps(doc, indent=1, allow_nan=True))
+        tmp.write_text(json.dumps(record, indent=1, allow_nan=False))
         tmp.replace(out / HISTORY_FILE)
+        wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        for logger in wandb_loggers:
+            self.log_wandb(logger, trainer.global_step)
         if not self.plot:
             return
         from lit_stbias.reports import plot_layer_percent  # plotting lives in reports/
 
-        epoch = trainer.current_epoch
-        png = plot_layer_percent(
-            {"model": f"{doc['model']} epoch {epoch}", "data": doc["data"], "layer_order": list(results),
-             "layers": {tap: r.to_dict() for tap, r in results.items()}},
-            out / PLOT_DIR / f"{trainer.state.fn.value}_epoch_{epoch:03d}.png",
-        )
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image("bias/layer_percent", [str(png)], step=trainer.global_step,
-                                 caption=[f"epoch {epoch}"])
+        epoch, stage = doc.context["epoch"], doc.context["stage"]
+        titled = BiasDocument(**{**doc.__dict__, "model": f"{doc.model} epoch {epoch}"})
+        png = plot_layer_percent(titled, out / PLOT_DIR / f"{stage}_epoch_{epoch:03d}.png")
+        for logger in wandb_loggers:
+            logger.log_image("bias/layer_percent", [str(png)], step=trainer.global_step, caption=[f"epoch {epoch}"])
+
+    def table_rows(self) -> list[list[Any]]:
+        """One row per (measurement, tap) under :data:`TABLE_COLUMNS`, from the history."""
+        rows = []
+        for entry in self.history:
+            context = entry.get("context", {})
+            for tap in entry["layer_order"]:
+                layer = entry["layers"][tap]
+                pct, units, scores = layer["layer_percent"], layer["unit_counts"], layer["layer_scores"]
+                rows.append([context.get("epoch"), context.get("global_step"), context.get("stage"), tap,
+                             pct["static"], pct["dynamic"], pct["identical"], units["static"], units["dynamic"],
+                             units["joint"], units["residual"], scores["static"], scores["dynamic"]])
+        return rows
+
+    def log_wandb(self, logger: WandbLogger, step: int) -> None:
+        """A line chart per tap (static, dynamic, identical % against epoch) and the table of every epoch."""
+        import wandb
+
+        rows = self.table_rows()
+        payload: dict[str, Any] = {"bias_table": wandb.Table(columns=TABLE_COLUMNS, data=rows)}
+        for tap in self.history[-1]["layer_order"]:
+            mine = [r for r in rows if r[3] == tap]
+            payload[f"bias_chart/{tap}"] = wandb.plot.line_series(
+                xs=[r[0] for r in mine], ys=[[r[4] for r in mine], [r[5] for r in mine], [r[6] for r in mine]],
+                keys=["static", "dynamic", "identical"], title=f"{tap}: % of dimensions", xname="epoch")
+        logger.log_metrics(payload, step=step)
 
     # -- checkpoint state ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -232,10 +361,11 @@ def final_bias(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The last entry's per-tap percentages, unit counts and scores, for summaries."""
     if not history:
         return {}
+    last = history[-1]
     return {
         tap: {"layer_percent": d["layer_percent"], "unit_counts": d["unit_counts"], "layer_scores": d["layer_scores"]}
-        for tap, d in history[-1]["taps"].items()
+        for tap, d in last["layers"].items()
     }
 
 
-__all__ = ["BiasMonitor", "HISTORY_FILE", "PLOT_DIR", "final_bias", "flat_metrics", "spread"]
+__all__ = ["BiasMonitor", "HISTORY_FILE", "PLOT_DIR", "TABLE_COLUMNS", "final_bias", "flat_metrics"]

@@ -3,6 +3,11 @@
 Every item's randomness (style pair, frame order, flow jitter) comes from a generator seeded by
 ``(seed, index)`` alone, so item i is the same in any order, in any worker, on any rank: a run measured on one
 GPU and on eight sees exactly the same pairs.
+
+A source item that cannot be decoded (the source raises ``lit_stbias.data.VideoReadError``, e.g. its
+``UnreadableVideo`` subclass) becomes a *skipped* item, ``{"skipped": {"index", "path", "reason"}}``; the
+collate function drops it from the batch and lists it under ``batch["skipped"]``. No other video takes its
+place, so no video is measured twice, and whoever runs the loader can report what was left out.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data._utils.collate import default_collate
 
+from lit_stbias.data import VideoReadError
 from lit_stbias.pairs.flow import flow_to_rgb
 from lit_stbias.pairs.views import make_action_views, make_vos_views, random_style_pair, views_from_styled
 
@@ -46,6 +52,21 @@ def _style_pool(styles: Sequence[str] | None, owner: str) -> list[str] | None:
 
 def _metadata(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: item[k] for k in PASSTHROUGH_KEYS if k in item}
+
+
+def skipped_item(index: int, err: VideoReadError) -> dict[str, Any]:
+    """The item that stands for a source item that could not be decoded: which one, where, and why."""
+    path = getattr(err, "path", None)
+    reason = getattr(err, "reason", None) or " ".join(str(err).split())
+    return {"skipped": {"index": int(index), "path": None if path is None else str(path), "reason": str(reason)}}
+
+
+def _read(source: Dataset, index: int) -> Any:
+    """``source[index]``, or a skipped item when the video cannot be decoded."""
+    try:
+        return source[index]
+    except VideoReadError as err:
+        return skipped_item(index, err)
 
 
 def _require(item: Any, keys: Sequence[str], source: str) -> Mapping[str, Any]:
@@ -86,7 +107,10 @@ class ActionPairs(Dataset):
         return self.pathways(video) if self.pathways is not None else video
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = _require(self.source[index], ("video", "styled"), "ActionPairs source")
+        item = _read(self.source, index)
+        if isinstance(item, Mapping) and "skipped" in item:
+            return item
+        item = _require(item, ("video", "styled"), "ActionPairs source")
         generator = item_generator(self.seed, index)
         if "styled" in item:
             styled = item["styled"]
@@ -121,7 +145,10 @@ class VOSPairs(Dataset):
         return len(self.source)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = _require(self.source[index], ("frame",), "VOSPairs source")
+        item = _read(self.source, index)
+        if isinstance(item, Mapping) and "skipped" in item:
+            return item
+        item = _require(item, ("frame",), "VOSPairs source")
         if "flow" not in item:
             raise ValueError(f"VOSPairs source item {index} has no 'flow' (raw (2, H, W) flow in pixels).")
         generator = item_generator(self.seed, index)
@@ -135,8 +162,13 @@ def collate_pairs(batch: list[Any]) -> Any:
     (rgb_batch, flow_batch)), lists of pathways stay lists, and ``styles`` stays one (a, b) tuple per item.
 
     torch's ``default_collate`` turns every tuple into a list, which would make the probe pass a VOS view as
-    one argument instead of unpacking it into the model's two inputs.
+    one argument instead of unpacking it into the model's two inputs. Skipped items (unreadable videos) are
+    left out and listed under ``"skipped"``; a batch of skipped items only holds nothing else.
     """
+    skipped = [item["skipped"] for item in batch if isinstance(item, Mapping) and "skipped" in item]
+    if skipped:  # unreadable videos: left out of the batch, listed beside it
+        kept = [item for item in batch if not (isinstance(item, Mapping) and "skipped" in item)]
+        return {**(collate_pairs(kept) if kept else {}), "skipped": skipped}
     elem = batch[0]
     if isinstance(elem, Mapping):
         return {k: list(d[k] for d in batch) if k == "styles" else collate_pairs([d[k] for d in batch]) for k in elem}
@@ -178,4 +210,5 @@ def pair_loader(
     return DataLoader(share, batch_size=batch_size, shuffle=False, num_workers=num_workers, **loader_kwargs)
 
 
-__all__ = ["PASSTHROUGH_KEYS", "ActionPairs", "VOSPairs", "collate_pairs", "item_generator", "pair_loader"]
+__all__ = ["PASSTHROUGH_KEYS", "ActionPairs", "VOSPairs", "collate_pairs", "item_generator", "pair_loader",
+           "skipped_item"]

@@ -46,6 +46,11 @@ class BiasProbe:
         amp: run the forward passes under ``torch.autocast`` (bfloat16 on CPU, float16 on CUDA), or pass
             ``autocast``, a callable returning a context manager (e.g. Lightning Fabric's ``fabric.autocast``).
             The metric itself always accumulates in float64 outside autocast.
+        pool_tokens: how transformer taps pool their tokens, ``"all"`` or ``"patches"`` (class token left
+            out); passed to :func:`~lit_stbias.probe.resolve_taps`. ``None``: each tap's own rule.
+
+    A batch updates every tap's metric or none: all taps' features are checked (finite, (B, C), the tap's
+    width) before any metric takes the batch, and an error names the tap, the view and the units.
     """
 
     def __init__(
@@ -56,10 +61,15 @@ class BiasProbe:
         layer_score: str = "pooled",
         amp: bool = False,
         autocast: Callable[[], ContextManager] | None = None,
+        pool_tokens: str | None = None,
     ) -> None:
         self.model = model
         self.taps = taps
-        self.resolved = resolve_taps(model, taps)  # once: fails early on unknown names, spares every forward
+        self.pool_tokens = pool_tokens
+        # once: fails early on unknown names, spares every forward. ``pool_tokens`` is passed only when asked
+        # for, so models and taps that know no such option keep working.
+        options = {} if pool_tokens is None else {"pool_tokens": pool_tokens}
+        self.resolved = resolve_taps(model, taps, **options)
         self.tap_names = list(self.resolved)
         self.threshold = threshold
         self.layer_score = layer_score
@@ -104,6 +114,7 @@ class BiasProbe:
             anchor, dynamic, static = (self.features(batch[k]) for k in VIEW_KEYS)
         finally:
             self.model.train(was_training)
+        self._check_features(anchor, dynamic, static)  # every tap or none: nothing is updated before this passes
         for name, z_anchor in anchor.items():
             metric = self.metrics.get(name)
             if metric is None:
@@ -113,6 +124,30 @@ class BiasProbe:
             n = z_anchor.shape[0]
             factor = torch.cat([torch.zeros(n, dtype=torch.int64), torch.ones(n, dtype=torch.int64)]).to(device)
             metric.update(torch.cat([z_anchor, z_anchor]), torch.cat([dynamic[name], static[name]]), factor)
+
+    def _check_features(self, *views: dict[str, Tensor]) -> None:
+        """Raise, naming the tap, the view and the units, unless every tap's features of all three views are
+        finite floating-point (B, C) tensors of the tap's width (the metric's own checks, done up front)."""
+        anchor = views[0]
+        for name, z_anchor in anchor.items():
+            width = self.metrics[name].num_units if name in self.metrics else z_anchor.shape[-1]
+            for view, feats in zip(VIEW_KEYS, views):
+                z = feats.get(name)
+                if z is None:
+                    raise ValueError(f"tap {name!r} gave no features for the {view} view; the three views must "
+                                     "take the same path through the model.")
+                if z.ndim != 2 or z.shape != z_anchor.shape or z.shape[1] != width or not z.is_floating_point():
+                    raise ValueError(f"tap {name!r}: the {view} view's features are {tuple(z.shape)} {z.dtype}; "
+                                     f"expected floating-point (B, {width}) like the anchor's {tuple(z_anchor.shape)}.")
+                finite = torch.isfinite(z)
+                if not bool(finite.all()):
+                    units = (~finite).any(0).nonzero().flatten()
+                    shown = units[:8].tolist()
+                    more = f" and {len(units) - len(shown)} more" if len(units) > len(shown) else ""
+                    raise ValueError(
+                        f"tap {name!r}: the {view} view's features are non-finite (NaN or inf) in units {shown}{more}; "
+                        "no tap's metric took this batch. Check the model's inputs and precision (e.g. float32)."
+                    )
 
     def compute(self) -> dict[str, BiasResult]:
         """One result per tap (per pathway for list outputs), in network order; DDP-synced when running distributed."""

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from lit_stbias.reports.doc import LAYER_CLASSES, UNIT_CLASSES, atomic_write, num_seeds, stat, tap_order
+from lit_stbias.reports.doc import LAYER_CLASSES, UNIT_CLASSES, as_json, atomic_write, num_seeds, stat, tap_order
 from lit_stbias.reports.plots import stacked_percent_bars
 from lit_stbias.reports.style import legend_outside, new_figure, save_figure
 from lit_stbias.reports.tables import LAYER_HEADER, layer_cells, markdown_table
@@ -25,15 +25,17 @@ def _selection(docs: Sequence[dict], labels: Sequence[str], taps: str | Sequence
     return [(label, doc, tap) for tap in taps for label, doc in zip(labels, docs)]
 
 
-def compare(docs: Sequence[dict], labels: Sequence[str], path_png: str | os.PathLike, path_md: str | os.PathLike,
+def compare(docs: Sequence, labels: Sequence[str], path_png: str | os.PathLike, path_md: str | os.PathLike,
             taps: str | Sequence[str] | None = None) -> tuple[Path, Path, Path]:
     """Static / dynamic / identical percentages of several runs in one stacked-bar figure and one table.
 
     By default each run contributes its last tap (the representation its head reads; names may differ
     between architectures); ``taps`` names taps every run has, and then bars are grouped tap by tap. The
-    Markdown table goes to ``path_md`` and the same numbers, unformatted, to a CSV beside it.
+    Markdown table goes to ``path_md`` and the same numbers, unformatted, to a CSV beside it. ``docs`` are
+    ``BiasDocument``s or their JSON form.
     Returns (png, md, csv) paths.
     """
+    docs = [as_json(doc) for doc in docs]
     if not docs or len(docs) != len(labels):
         raise ValueError(f"compare needs one label per run: got {len(docs)} runs and {len(labels)} labels")
     chosen = _selection(docs, labels, taps)

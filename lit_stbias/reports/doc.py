@@ -1,16 +1,17 @@
-"""Reading ``bias.json`` and the accessors every plot and table shares.
+"""Reading bias documents and the accessors every plot and table shares.
 
-A bias document holds, per tap, the first seed's numbers (one seed) or the mean over seeds (several, with
-``mean`` and ``ci95`` blocks beside them). The helpers here hide that difference: :func:`stat` gives a value
-and its 95% interval half-width (``None`` with one seed), so no plot or table has to count seeds.
+Every report function takes a :class:`lit_stbias.analysis.BiasDocument` (in memory, as ``analyze.py``, the
+monitor and the notebooks make it) or its JSON form (a dict, as in ``bias.json``); :func:`as_json` turns the
+first into the second once. Per tap the JSON form holds the first seed's numbers (one seed) or the means over
+seeds (several, with ``mean`` and ``ci95`` blocks beside them). The helpers here hide that difference:
+:func:`stat` gives a value and its 95% interval half-width (``None`` with one seed), so no plot or table has to
+count seeds.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -20,23 +21,26 @@ UNIT_CLASSES = ("static", "dynamic", "joint", "residual")
 TWO_STREAM_GROUPS = {"app": "appearance", "mot": "motion", "fusion": "fusion"}
 
 
-def load_doc(path: str | os.PathLike) -> dict[str, Any]:
-    """Read the bias document of a run, given its output folder or the ``bias.json`` file itself.
+def as_json(doc: Any) -> dict[str, Any]:
+    """The JSON form of a document: a ``BiasDocument``'s ``to_json()``, or a dict as it is."""
+    to_json = getattr(doc, "to_json", None)
+    return to_json() if callable(to_json) else doc
+
+
+def load_doc(path: str | os.PathLike):
+    """Read the ``BiasDocument`` of a run, given its output folder or the ``bias.json`` file itself.
 
     Raises ``FileNotFoundError`` naming the expected file when it is missing, and ``ValueError`` naming the
-    file when it is not JSON or has no ``layers`` mapping, so a wrong ``--out`` folder is obvious.
+    file when it is not JSON, has no ``layers`` mapping, or was written by another version or tool.
     """
-    path = Path(path)
-    file = path if path.suffix == ".json" else path / BIAS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"no bias document: expected {file} (the {BIAS_FILE} that analyze.py writes)")
-    try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file} is not valid JSON: {err}") from err
-    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict) or not doc["layers"]:
-        raise ValueError(f"{file} is not a bias document: it has no non-empty 'layers' mapping")
-    return doc
+    from lit_stbias.analysis.document import BiasDocument
+
+    return BiasDocument.read(path)
+
+
+def interval_method(doc: Mapping[str, Any]) -> str:
+    """How the document's intervals were computed (``normal`` unless it says otherwise)."""
+    return (doc.get("interval") or {}).get("method", "normal")
 
 
 def tap_order(doc: dict) -> list[str]:
@@ -67,12 +71,16 @@ def stat(layer: dict, group: str, key: str) -> tuple[float, float | None]:
     return float(value), (None if ci is None else float(ci))
 
 
-def threshold_sweep(layer: dict) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+def threshold_sweep(layer: dict, method: str = "normal"
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray] | None]:
     """λ values (ascending), mean unit counts per class, and their ci95 across seeds (``None`` with one seed).
 
     Uses every seed's own sweep when there are several, so the band shows seed variation; otherwise the
     layer's top-level sweep. Keys are parsed as floats, so ``"0.30000000000000004"`` sorts where it should.
+    ``method`` is the document's interval method (:func:`lit_stbias.analysis.intervals.half_width`).
     """
+    from lit_stbias.analysis.intervals import half_width
+
     runs = [s["threshold_sweep"] for s in layer.get("per_seed", []) if "threshold_sweep" in s]
     if len(runs) < 2 and "threshold_sweep" in layer:
         runs = [layer["threshold_sweep"]]
@@ -82,9 +90,16 @@ def threshold_sweep(layer: dict) -> tuple[np.ndarray, dict[str, np.ndarray], dic
     counts = np.array([[[run[k][c] for c in UNIT_CLASSES] for k in keys] for run in runs], dtype=float)
     mean = {c: counts[:, :, i].mean(axis=0) for i, c in enumerate(UNIT_CLASSES)}
     ci = None
-    if len(runs) > 1:  # 1.96 x sample standard deviation / sqrt(seeds)
-        ci = {c: 1.96 * counts[:, :, i].std(axis=0, ddof=1) / math.sqrt(len(runs)) for i, c in enumerate(UNIT_CLASSES)}
+    if len(runs) > 1:
+        ci = {c: half_width(counts[:, :, i], method) for i, c in enumerate(UNIT_CLASSES)}
     return np.array([float(k) for k in keys]), mean, ci
+
+
+def unit_scores(layer: dict) -> dict | None:
+    """The unit scores of a tap (``dynamic``, ``static``, ``dead``): the layer's own or its first seed's."""
+    if "unit_scores" in layer:
+        return layer["unit_scores"]
+    return next((s["unit_scores"] for s in layer.get("per_seed", []) if "unit_scores" in s), None)
 
 
 def has_threshold_sweep(layer: dict) -> bool:

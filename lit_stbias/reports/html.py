@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 
-from lit_stbias.reports.doc import atomic_write, get_layer, has_threshold_sweep, is_two_stream
+from lit_stbias.reports.doc import as_json, atomic_write, get_layer, has_threshold_sweep, is_two_stream, unit_scores
 from lit_stbias.reports.plots import (
     plot_layer_percent,
     plot_threshold_sweep,
@@ -54,7 +54,8 @@ _CAPTIONS = {
     "unit_counts": "Units of {tap} classified at λ: static or dynamic when only that score exceeds λ, joint "
                    "when both do, residual when neither does.",
     "threshold_sweep": "Unit classes at {tap} as λ varies; the dashed line is the λ of this run.",
-    "unit_scores": "Every live unit of {tap}: dynamic against static score, with the λ lines.",
+    "unit_scores": "Every live unit of {tap}: dynamic against static score, with the λ lines; dead units "
+                   "(no variance) count as residual and are not drawn.",
 }
 
 
@@ -62,23 +63,26 @@ def _settings(doc: dict) -> list[tuple[str, str]]:
     """Every top-level field except the per-tap results, lists and mappings written out readably."""
     def text(value) -> str:
         if isinstance(value, dict):
-            return ", ".join(f"{k}: {v}" for k, v in value.items())
+            return ", ".join(f"{k}: {text(v)}" for k, v in value.items())
         if isinstance(value, (list, tuple)):
-            return ", ".join(str(v) for v in value)
+            joint = "; " if any(isinstance(v, dict) for v in value) else ", "  # e.g. skipped files, one per entry
+            return joint.join(text(v) for v in value) if value else "none"
         return "none" if value is None else str(value)
 
     return [(key, text(value)) for key, value in doc.items() if key not in ("layers", "layer_order")]
 
 
-def write_report(doc: dict, out_dir: str | os.PathLike, layer: str | None = None,
+def write_report(doc, out_dir: str | os.PathLike, layer: str | None = None,
                  units: str | os.PathLike | None = None) -> Path:
     """Write the applicable PNGs and ``report.html`` into ``out_dir``; return the report's path.
 
-    ``layer`` picks the tap of the unit-wise plots (default: the last tap). Always written:
-    ``layer_percent.png``, ``unit_counts.png``; when the data allow: ``two_stream.png`` (``app.``/``mot.``
-    taps), ``threshold_sweep.png`` (a λ sweep), ``unit_scores.png`` (per-unit scores in the layer, or the
-    ``units`` CSV that analyze.py writes beside ``bias.json``, first seed).
+    ``doc`` is a ``BiasDocument`` or its JSON form. ``layer`` picks the tap of the unit-wise plots (default:
+    the last tap). Always written: ``layer_percent.png``, ``unit_counts.png``; when the data allow:
+    ``two_stream.png`` (``app.``/``mot.`` taps), ``threshold_sweep.png`` (a λ sweep), ``unit_scores.png``
+    (the first seed's unit scores, which documents keep, or else the ``units`` CSV that analyze.py writes
+    beside ``bias.json``).
     """
+    doc = as_json(doc)
     out = Path(out_dir)
     tap, data = get_layer(doc, layer)
     figures = {"layer_percent": plot_layer_percent(doc, out / "layer_percent.png")}
@@ -87,9 +91,10 @@ def write_report(doc: dict, out_dir: str | os.PathLike, layer: str | None = None
     figures["unit_counts"] = plot_unit_counts(doc, tap, out / "unit_counts.png")
     if has_threshold_sweep(data):
         figures["threshold_sweep"] = plot_threshold_sweep(doc, tap, out / "threshold_sweep.png")
-    if "unit_scores" in data or units is not None:
+    scores = unit_scores(data)
+    if scores is not None or units is not None:
         threshold = doc.get("threshold", 0.5)
-        figures["unit_scores"] = plot_unit_scores(data if "unit_scores" in data else units, out / "unit_scores.png",
+        figures["unit_scores"] = plot_unit_scores(scores if scores is not None else units, out / "unit_scores.png",
                                                   threshold, title=f"Unit scores at {tap} (λ = {threshold:g})",
                                                   layer=tap)
     header, rows = summary_rows(doc)

@@ -14,7 +14,9 @@ import numpy as np
 from lit_stbias.reports.doc import (
     LAYER_CLASSES,
     UNIT_CLASSES,
+    as_json,
     get_layer,
+    interval_method,
     is_two_stream,
     seed_note,
     stat,
@@ -59,8 +61,9 @@ def stacked_percent_bars(ax, labels: Sequence[str], layers: Sequence[dict], anno
     ax.set_axisbelow(True)
 
 
-def plot_layer_percent(doc: dict, path: PathLike) -> Path:
+def plot_layer_percent(doc, path: PathLike) -> Path:
     """Layer-wise static / dynamic / identical share of dimensions per tap, in network order."""
+    doc = as_json(doc)
     taps = tap_order(doc)
     fig, ax = new_figure(max(5.5, 0.55 * len(taps) + 2.5), 4.2)
     stacked_percent_bars(ax, taps, [doc["layers"][t] for t in taps])
@@ -70,8 +73,9 @@ def plot_layer_percent(doc: dict, path: PathLike) -> Path:
     return save_figure(fig, path)
 
 
-def plot_unit_counts(doc: dict, layer: str | None, path: PathLike) -> Path:
+def plot_unit_counts(doc, layer: str | None, path: PathLike) -> Path:
     """Units of one tap (the last by default) classified static, dynamic, joint or residual at λ."""
+    doc = as_json(doc)
     tap, data = get_layer(doc, layer)
     counts, errors = zip(*(stat(data, "unit_counts", c) for c in UNIT_CLASSES))
     errors = None if errors[0] is None else np.array(errors)
@@ -95,13 +99,14 @@ def plot_unit_counts(doc: dict, layer: str | None, path: PathLike) -> Path:
     return save_figure(fig, path)
 
 
-def plot_threshold_sweep(doc: dict, layer: str | None, path: PathLike) -> Path:
+def plot_threshold_sweep(doc, layer: str | None, path: PathLike) -> Path:
     """How many units fall in each class as λ varies, with the run's chosen λ marked.
 
     Shaded bands are the ci95 across seeds when the document has several.
     """
+    doc = as_json(doc)
     tap, data = get_layer(doc, layer)
-    lambdas, mean, ci = threshold_sweep(data)
+    lambdas, mean, ci = threshold_sweep(data, interval_method(doc))
     fig, ax = new_figure(5.8, 4.0)
     for cls in UNIT_CLASSES:
         ax.plot(lambdas, mean[cls], "o-", ms=3.5, color=COLORS[cls], label=cls,
@@ -120,11 +125,12 @@ def plot_threshold_sweep(doc: dict, layer: str | None, path: PathLike) -> Path:
     return save_figure(fig, path)
 
 
-def plot_two_stream(doc: dict, path: PathLike) -> Path:
+def plot_two_stream(doc, path: PathLike) -> Path:
     """Appearance, motion and fusion taps of a two-stream model side by side, one panel each.
 
     Raises ``ValueError`` when the document has no ``app.*``/``mot.*`` taps.
     """
+    doc = as_json(doc)
     if not is_two_stream(doc):
         raise ValueError("not a two-stream document: it needs both 'app.*' and 'mot.*' taps, and has "
                          + ", ".join(tap_order(doc)))
@@ -190,26 +196,34 @@ def plot_unit_scores(source: Any, path: PathLike, threshold: float = 0.5, title:
     ``source`` is a CSV (``units.csv`` as analyze.py writes it, with ``layer``/``seed`` columns picked by
     ``layer`` and ``seed``, or any CSV with ``dynamic``/``static`` and optional ``dead`` columns), a mapping
     with those keys (``BiasResult.to_dict(include_units=True)["unit_scores"]`` or the layer dict holding it),
-    or a (2, C) array with the dynamic row first, as ``BiasResult.unit_scores``. Dead units are left out.
+    or a (2, C) array with the dynamic row first, as ``BiasResult.unit_scores``. Dead units (no variance, so
+    no score) are counted as residual, as the metric counts them, and not drawn; the legend and title say so.
     """
     dynamic, static, dead = _read_unit_scores(source, layer, seed)
-    dynamic, static = dynamic[~dead], static[~dead]
-    is_dyn, is_stat = dynamic > threshold, static > threshold
+    live_dynamic, live_static = dynamic[~dead], static[~dead]
+    is_dyn, is_stat = live_dynamic > threshold, live_static > threshold
     classes = {"static": is_stat & ~is_dyn, "dynamic": is_dyn & ~is_stat, "joint": is_dyn & is_stat,
                "residual": ~is_dyn & ~is_stat}
-    fig, ax = new_figure(6.0, 4.6)
+    num_dead = int(dead.sum())
+    # No fixed aspect ratio: with one, constrained layout pushed the y label off the canvas. The size keeps the
+    # axes about square beside the legend.
+    fig, ax = new_figure(6.6, 4.8)
     for cls in UNIT_CLASSES:
         mask = classes[cls]
-        ax.scatter(dynamic[mask], static[mask], s=14, color=COLORS[cls], edgecolor="white", lw=0.3,
-                   label=f"{cls} ({mask.sum()})")
+        count = int(mask.sum()) + (num_dead if cls == "residual" else 0)
+        note = f", {num_dead} dead" if cls == "residual" and num_dead else ""
+        ax.scatter(live_dynamic[mask], live_static[mask], s=14, color=COLORS[cls], edgecolor="white", lw=0.3,
+                   label=f"{cls} ({count}{note})")
     ax.axvline(threshold, color="black", ls="--", lw=1)
     ax.axhline(threshold, color="black", ls="--", lw=1)
-    low = min(-0.1, float(np.min(dynamic, initial=0)), float(np.min(static, initial=0))) - 0.02
+    low = min(-0.1, float(np.min(live_dynamic, initial=0)), float(np.min(live_static, initial=0))) - 0.02
     ax.set_xlim(low, 1.02)
     ax.set_ylim(low, 1.02)
-    ax.set_aspect("equal")
     ax.set_xlabel("dynamic score")
     ax.set_ylabel("static score")
-    fig.suptitle(title or f"Unit scores (λ = {threshold:g}, {dead.sum()} dead left out)", fontsize=10)
+    heading = title or f"Unit scores (λ = {threshold:g})"
+    if num_dead:
+        heading += f"\n{num_dead} dead unit{'s' if num_dead > 1 else ''} (no variance): counted residual, not drawn"
+    fig.suptitle(heading, fontsize=10)
     legend_outside(fig, ax, reverse=False)
     return save_figure(fig, path)

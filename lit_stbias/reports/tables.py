@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from lit_stbias.reports.doc import LAYER_CLASSES, UNIT_CLASSES, seed_note, stat, tap_order
+from lit_stbias.reports.doc import LAYER_CLASSES, UNIT_CLASSES, as_json, seed_note, stat, tap_order
 
 LAYER_HEADER = ["units", "static %", "dynamic %", "identical %",
                 "static units", "dynamic units", "joint units", "residual units"]
@@ -25,13 +25,15 @@ def layer_cells(layer: dict) -> list[str]:
     return cells
 
 
-def summary_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
+def summary_rows(doc) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the per-tap summary, in network order."""
+    doc = as_json(doc)
     return ["tap", *LAYER_HEADER], [[tap, *layer_cells(doc["layers"][tap])] for tap in tap_order(doc)]
 
 
-def caption(doc: dict) -> str:
+def caption(doc) -> str:
     """What the numbers in a summary are: the run, λ for the unit counts, and how many seeds."""
+    doc = as_json(doc)
     return (f"{doc.get('model', '?')} on {doc.get('data', '?')}: % of dimensions per class, "
             f"unit counts at λ = {doc.get('threshold', 0.5):g} ({seed_note(doc)})")
 
@@ -51,7 +53,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], text_co
     return "\n".join([line(header), rule + "|", *(line(r) for r in rows)])
 
 
-def summary_table(doc: dict) -> str:
+def summary_table(doc) -> str:
     """A caption line and a Markdown table with one row per tap (units, percentages, unit counts)."""
+    doc = as_json(doc)
     header, rows = summary_rows(doc)
     return f"{caption(doc)}\n\n{markdown_table(header, rows)}"
