@@ -243,7 +243,10 @@ def _fabric(args):
     """Lightning Fabric for the requested devices; one line naming the options when they cannot be had."""
     from lightning.fabric import Fabric
 
+    from lit_stbias.lightning.cli import check_devices
+
     devices = parse_devices(args.devices)
+    check_devices(args.accelerator, devices, prefix="--")  # no GPU here, more devices than there are: say so
     try:
         return Fabric(accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
                       strategy=args.strategy, precision=args.precision)

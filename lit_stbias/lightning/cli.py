@@ -86,9 +86,10 @@ def check_test_set(config) -> None:
                          "--data.test_data FOLDER, or use validate.")
 
 
-def check_devices(accelerator: Any, devices: Any) -> None:
-    """``--trainer.accelerator`` names an available accelerator and ``--trainer.devices`` is a device request it
-    accepts (Lightning's own parsing), else a :class:`UsageError` naming the option."""
+def check_devices(accelerator: Any, devices: Any, prefix: str = "--trainer.") -> None:
+    """``accelerator`` names an available accelerator and ``devices`` is a device request it accepts (Lightning's
+    own parsing), else a :class:`UsageError` naming the option (``<prefix>accelerator``, ``<prefix>devices``):
+    ``train.py``'s ``--trainer.*`` and ``analyze.py``'s ``--accelerator``/``--devices`` (``prefix="--"``)."""
     if not isinstance(accelerator, str):
         return  # an Accelerator instance from a config: Lightning checks it
     name = accelerator.lower()
@@ -98,22 +99,22 @@ def check_devices(accelerator: Any, devices: Any) -> None:
     elif name == "gpu":
         name = next((n for n in ("cuda", "mps") if registry[n]["accelerator"].is_available()), "")
         if not name:
-            raise UsageError("--trainer.accelerator gpu: this machine has no usable GPU (CUDA or MPS); "
-                             "use --trainer.accelerator cpu or auto.")
+            raise UsageError(f"{prefix}accelerator gpu: this machine has no usable GPU (CUDA or MPS); "
+                             f"use {prefix}accelerator cpu or auto.")
     elif name not in registry:
-        raise UsageError(f"--trainer.accelerator {accelerator}: unknown accelerator; choose one of auto, gpu, "
+        raise UsageError(f"{prefix}accelerator {accelerator}: unknown accelerator; choose one of auto, gpu, "
                          f"{', '.join(sorted(registry.available_accelerators()))}.")
     accel = registry[name]["accelerator"]
     if not accel.is_available():
-        raise UsageError(f"--trainer.accelerator {accelerator}: not available on this machine; "
-                         "use --trainer.accelerator cpu or auto.")
+        raise UsageError(f"{prefix}accelerator {accelerator}: not available on this machine; "
+                         f"use {prefix}accelerator cpu or auto.")
     if devices == "auto":
         return
     try:
         accel.parse_devices(devices)
     except Exception as err:  # Lightning raises TypeError, ValueError or MisconfigurationException
         reason = " ".join(str(err).split())
-        raise UsageError(f"--trainer.devices {devices}: {reason} Give a number of devices (e.g. 2), a list of "
+        raise UsageError(f"{prefix}devices {devices}: {reason} Give a number of devices (e.g. 2), a list of "
                          f"device indices, or auto.") from None
 
 
