@@ -195,8 +195,11 @@ class TrainCLI(LightningCLI):
             seed_everything_default=0,  # a fixed seed: re-running a command (or resuming it) repeats it
             auto_configure_optimizers=False,  # the modules own their optimizer (--model.optimizer sgd|adamw)
             args=args,
+            # parse errors (an unknown key, a wrong type) raise instead of printing the whole usage, so that
+            # train.py reports them in one line like its other usage errors
             parser_kwargs={"description": "Train a video model and track its static/dynamic bias every epoch.",
-                           "prog": "train.py"},
+                           "prog": "train.py", "exit_on_error": False,
+                           **{name: {"exit_on_error": False} for name in self.subcommands()}},
             **kwargs,
         )
 
