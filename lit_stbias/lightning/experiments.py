@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser, DefaultHelpFormatter
 
-from lit_stbias.lightning.cli import TrainCLI, UsageError, run
+from lit_stbias.lightning.cli import Interrupted, TrainCLI, UsageError, run
 
 ACTION_MODULE = "lit_stbias.lightning.ActionRecognitionModule"
 ACTION_DATA = "lit_stbias.lightning.ActionDataModule"
@@ -411,7 +411,7 @@ def experiment_parser(name: str) -> ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``train.py`` and ``lit-stbias-train``: fit, validate, test (LightningCLI), default, shuffle-experiment.
     A usage error, or bad input the library refuses (``ValueError``, ``FileNotFoundError``), is one line on
-    stderr and exit code 2."""
+    stderr and exit code 2; Ctrl-C is one line saying how to resume, and exit code 130."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         if not args or args[0] in EXPERIMENTS:
@@ -431,6 +431,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as err:  # UsageError, and the library's one-line refusals of bad input
         print(f"train.py: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
         return 2
+    except (Interrupted, KeyboardInterrupt) as stop:  # Ctrl-C: one line, and the shell's code for it
+        print(f"train.py: {stop if isinstance(stop, Interrupted) else 'interrupted.'}", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 
