@@ -653,7 +653,10 @@ def test_training_interrupted_mid_epoch_resumes_to_the_uninterrupted_result(cli,
     assert history_epochs(run_dir) == [0]
     first_epoch = strict_json((run_dir / "bias_history.json").read_text())["history"][0]
 
-    resumed = cli.run([*command, "--ckpt_path", "last"], tmp_path)
+    # the command the line gives resumes the run
+    resume = lines[-1].split("resume with ", 1)[1].rstrip(".").split()
+    assert resume[0] == "train.py" and resume[-2:] == ["--ckpt_path", "last"], lines[-1]
+    resumed = cli.run([TRAIN, *resume[1:]], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = strict_json((run_dir / "summary.json").read_text())
     assert summary["epochs"] == 2 and history_epochs(run_dir) == [0, 1]
