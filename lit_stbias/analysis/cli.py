@@ -243,7 +243,10 @@ def _fabric(args):
     """Lightning Fabric for the requested devices; one line naming the options when they cannot be had."""
     from lightning.fabric import Fabric
 
+    from lit_stbias.lightning.cli import check_devices
+
     devices = parse_devices(args.devices)
+    check_devices(args.accelerator, devices, prefix="--")  # no GPU here, more devices than there are: say so
     try:
         return Fabric(accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
                       strategy=args.strategy, precision=args.precision)
@@ -386,6 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)  # one line
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, and the shell's code for it (128 + SIGINT)
+        print(f"{PROG}: interrupted; --out is replaced only by complete results, so it holds the previous ones; "
+              "run the command again to finish.", file=sys.stderr)
+        return 130
 
 
 __all__ = ["COMMANDS", "main", "mean_mask", "measure_parser", "parse_devices", "parse_thresholds", "run_measure"]

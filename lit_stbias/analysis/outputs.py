@@ -4,17 +4,21 @@ The new outputs (``bias.json``, ``units.csv``, the plots, ``report.html``) are w
 folder, beside links to the user's own files in ``--out`` (anything that is not one of :data:`OUTPUT_FILES`).
 Then two renames swap the folders: ``--out`` → ``.<name>.old-*`` and the new folder → ``--out``; if the second
 fails, the first is undone. A reader of ``--out`` therefore finds the complete previous results or the
-complete new ones, and for the instant between the renames no folder at all, never a mix. The previous
-folder is deleted last.
+complete new ones, and for the instant between the renames no folder at all, never a mix; Ctrl-C during the
+swap takes effect after it (:func:`interrupts_deferred`). The previous folder is deleted last.
 """
 from __future__ import annotations
 
 import csv
 import os
 import shutil
+import signal
 import stat
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from lit_stbias.analysis.document import BIAS_FILE, BiasDocument
 
@@ -86,6 +90,24 @@ def _link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
         shutil.copy2(source, target)
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C (SIGINT) during the block takes effect when the block ends: the swap's renames run all or none of
+    them, so an interrupt never leaves ``--out`` missing with the previous results aside. Outside the main
+    thread (where Python delivers signals) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # now, through the handler that was there before
+
+
 def swap_in(staging: Path, out: Path) -> None:
     """Put the finished ``staging`` folder at ``out`` with renames; on failure ``out`` is as it was."""
     old = None
@@ -124,10 +146,12 @@ def write_outputs(out: str | os.PathLike, doc: BiasDocument, report: bool = True
             write_report(doc, staging)
         if out.is_dir():
             _link_user_files(out, staging)
-        swap_in(staging, out)
+        with interrupts_deferred():
+            swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
-__all__ = ["OUTPUT_FILES", "UNITS_FILE", "check_output_folder", "swap_in", "write_outputs", "write_units_csv"]
+__all__ = ["OUTPUT_FILES", "UNITS_FILE", "check_output_folder", "interrupts_deferred", "swap_in", "write_outputs",
+           "write_units_csv"]

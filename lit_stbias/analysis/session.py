@@ -60,6 +60,22 @@ def make_pairs(items: Dataset, model: nn.Module, clip: ClipSettings, seed: int) 
     return ActionPairs(items, seed=seed, pathways=_Stride(stride) if stride > 1 else None)
 
 
+def indexing_skips(source: Dataset) -> list[dict[str, Any]]:
+    """What a source left out when it was built (``source.skipped``: unreadable, empty, too short or missing
+    files, each ``{"path", "reason"}``); sources without that list left out nothing."""
+    return [dict(entry) for entry in getattr(source, "skipped", None) or []]
+
+
+def _left_out(skipped: Sequence[Mapping[str, Any]], shown: int = 3) -> str:
+    """`` (2 more left out: a.mp4 unreadable, b.mp4 too short)`` for a one-line message, or nothing."""
+    if not skipped:
+        return ""
+    names = [f"{str(s.get('path', '?')).rsplit('/', 1)[-1]} {str(s.get('reason', '')).split(':', 1)[0]}"
+             for s in skipped[:shown]]
+    more = f", and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f" ({len(skipped)} more left out: {', '.join(names)}{more})"
+
+
 class _Stride:
     """Every ``stride``-th frame of a (C, T, H, W) clip, for models without an input spec (picklable)."""
 
@@ -71,7 +87,8 @@ class _Stride:
 
 
 class Measurement(NamedTuple):
-    """One seed's results: one ``BiasResult`` per tap in network order, and the items that were skipped."""
+    """One seed's results: one ``BiasResult`` per tap in network order, and what was skipped: the files the source
+    left out when it was built (``index`` None) and the chosen items that failed to decode, none replaced."""
 
     results: dict[str, BiasResult]
     skipped: list[dict[str, Any]]
@@ -164,12 +181,13 @@ class ProbeSession:
         if not isinstance(self.data, str):
             source = self.data
         else:
-            from lit_stbias.data import from_spec
+            from lit_stbias.data import from_spec, skip_warnings_hidden
 
             kwargs = self.clip.source_kwargs(self.data, vos, seed)
             key = tuple(sorted(kwargs.items()))
             if key not in self._sources:
-                self._sources[key] = from_spec(self.data, **kwargs)
+                with skip_warnings_hidden():  # the document and the errors list the skipped files instead
+                    self._sources[key] = from_spec(self.data, **kwargs)
             source = self._sources[key]
         name = self.name
         if vos:
@@ -191,9 +209,9 @@ class ProbeSession:
         if available == 0:
             raise ValueError(f"{name!r} holds no readable {what} (check the path, layout and skipped files).")
         if available < self.num_pairs and not self.allow_fewer_pairs:
-            raise ValueError(f"{self.num_pairs} pairs asked for but {name!r} holds {available} {what}; ask for "
-                             f"--num-pairs {available} or fewer, or pass --allow-fewer-pairs to measure the "
-                             f"{available} there are.")
+            raise ValueError(f"{self.num_pairs} pairs asked for but {name!r} holds {available} {what}"
+                             f"{_left_out(indexing_skips(source))}; ask for --num-pairs {available} or fewer, or "
+                             f"pass --allow-fewer-pairs to measure the {available} there are.")
         if available < 2:
             raise ValueError(f"{name!r} gives {available} {what[:-1]}; at least 2 are needed for pairs of each kind.")
         chosen = choose_items(available, self.num_pairs, seed)
@@ -241,6 +259,7 @@ class ProbeSession:
         """
         batches = self.loader(seed) if batches is None else batches
         probe = self.probe(autocast)
+        left_out = [{"index": None, **entry, "seed": seed} for entry in indexing_skips(self.source(seed))]
         skipped: list[dict[str, Any]] = []
         total = len(batches) if hasattr(batches, "__len__") else None
         for views in tqdm(batches, total=total, desc=f"seed {seed}", disable=not progress, unit="batch"):
@@ -251,7 +270,7 @@ class ProbeSession:
             gathered: list[Any] = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(gathered, skipped)
             skipped = sorted((s for part in gathered for s in part), key=lambda s: s["index"])
-        return Measurement(probe.compute(), skipped)
+        return Measurement(probe.compute(), left_out + skipped)
 
     def document(self, measurements: Mapping[int, Measurement], units: bool = True, **settings: Any) -> BiasDocument:
         """The :class:`BiasDocument` of measurements by seed; ``settings`` add to or override what the session

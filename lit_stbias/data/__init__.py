@@ -14,7 +14,7 @@ from lit_stbias.data.davis import (
     read_flow_file,
 )
 from lit_stbias.data.flow import farneback_flow
-from lit_stbias.data.folders import PrestylizedVideos, SampleVideos, VideoFolder, find_videos
+from lit_stbias.data.folders import PrestylizedVideos, SampleVideos, VideoFolder, find_videos, skip_warnings_hidden
 from lit_stbias.data.sampling import WINDOWS, ClipSampling, load_annotations, uniform_subsample
 from lit_stbias.data.spec import SPEC_FORMS, from_spec
 from lit_stbias.data.synthetic import MOTIONS, TASKS, SyntheticVideos, time_reversed_label
@@ -60,6 +60,7 @@ __all__ = [
     "read_video",
     "sample_indices",
     "sample_video_paths",
+    "skip_warnings_hidden",
     "time_reversed_label",
     "uniform_subsample",
     "write_video",

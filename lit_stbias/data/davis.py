@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lit_stbias.data.flow import farneback_flow
-from lit_stbias.data.folders import _Skips, read_or_raise
+from lit_stbias.data.folders import SKIPPED_HINT, _Skips, read_or_raise
 from lit_stbias.data.video_io import VideoReadError, fit_frame, frame_files, natural_key, read_image
 from lit_stbias.data.vos import SyntheticVOS, VOSFrames
 
@@ -498,7 +498,7 @@ class StylizedDavis(_Skips, Dataset):
             kinds = Counter(entry["reason"].split(":", 1)[0] for entry in self.skipped)
             summary = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
             warnings.warn(f"StylizedDavis: left out {len(self.skipped)} sequences or frames of {self.split_file} "
-                          f"({summary}); see .skipped for each path and reason.", stacklevel=3)
+                          f"({summary}); {SKIPPED_HINT}", stacklevel=3)
         if not self.items:
             raise ValueError(f"StylizedDavis: no usable frame in {self.split_file} (skipped: {self.skipped[:5]}).")
         self._positions: dict[int, list[int]] = {}

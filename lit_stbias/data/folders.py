@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -43,6 +45,8 @@ VIDEO_COLUMNS = ("video", "path", "video_id", "id", "name")
 LABEL_COLUMNS = ("label", "class", "category")
 PROBES = ("metadata", "decode", "none")
 DEFAULT_NUM_FRAMES = 16
+#: how every source's one warning about what indexing left out ends (see :func:`skip_warnings_hidden`)
+SKIPPED_HINT = "see .skipped for each path and reason."
 
 FOLDER_LAYOUT = """expected a folder of videos, e.g.
   ROOT/labels.csv            optional; header 'video,label' (label: class name or integer)
@@ -230,6 +234,16 @@ def resolve_sampling(num_frames: int | None, stride: int | None, sampling: ClipS
     return sampling
 
 
+@contextmanager
+def skip_warnings_hidden() -> Iterator[None]:
+    """Within the block, the sources' summary warning about ``skipped`` is not shown: for callers that report every
+    skipped file themselves (the probing session's document and errors, the renderer), so a command's stderr holds
+    its own lines only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=f".*{re.escape(SKIPPED_HINT)}")
+        yield
+
+
 class _Skips:
     """``skipped``: what indexing left out, as dicts of ``path`` and ``reason``, with its one summary warning."""
 
@@ -246,7 +260,7 @@ class _Skips:
         summary = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
         dropped = len(self.skipped) if dropped is None else dropped
         warnings.warn(f"{type(self).__name__}: skipped {dropped} of {total} videos under {where} "
-                      f"({summary}); see .skipped for each path and reason.", stacklevel=3)
+                      f"({summary}); {SKIPPED_HINT}", stacklevel=3)
 
 
 class _FolderSource(_Skips):

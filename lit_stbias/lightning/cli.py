@@ -54,6 +54,11 @@ class UsageError(ValueError):
     ``train.py`` prints it on stderr and exits with code 2."""
 
 
+class Interrupted(Exception):
+    """A run stopped by Ctrl-C after Lightning's graceful shutdown; the message is one line saying what was kept
+    and how to go on. ``train.py`` prints it on stderr and exits with code 130 (128 + SIGINT)."""
+
+
 def is_launcher_rank_zero() -> bool:
     """True in the process a user started (not in DDP children that Lightning or a cluster launched)."""
     return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
@@ -86,9 +91,10 @@ def check_test_set(config) -> None:
                          "--data.test_data FOLDER, or use validate.")
 
 
-def check_devices(accelerator: Any, devices: Any) -> None:
-    """``--trainer.accelerator`` names an available accelerator and ``--trainer.devices`` is a device request it
-    accepts (Lightning's own parsing), else a :class:`UsageError` naming the option."""
+def check_devices(accelerator: Any, devices: Any, prefix: str = "--trainer.") -> None:
+    """``accelerator`` names an available accelerator and ``devices`` is a device request it accepts (Lightning's
+    own parsing), else a :class:`UsageError` naming the option (``<prefix>accelerator``, ``<prefix>devices``):
+    ``train.py``'s ``--trainer.*`` and ``analyze.py``'s ``--accelerator``/``--devices`` (``prefix="--"``)."""
     if not isinstance(accelerator, str):
         return  # an Accelerator instance from a config: Lightning checks it
     name = accelerator.lower()
@@ -98,22 +104,22 @@ def check_devices(accelerator: Any, devices: Any) -> None:
     elif name == "gpu":
         name = next((n for n in ("cuda", "mps") if registry[n]["accelerator"].is_available()), "")
         if not name:
-            raise UsageError("--trainer.accelerator gpu: this machine has no usable GPU (CUDA or MPS); "
-                             "use --trainer.accelerator cpu or auto.")
+            raise UsageError(f"{prefix}accelerator gpu: this machine has no usable GPU (CUDA or MPS); "
+                             f"use {prefix}accelerator cpu or auto.")
     elif name not in registry:
-        raise UsageError(f"--trainer.accelerator {accelerator}: unknown accelerator; choose one of auto, gpu, "
+        raise UsageError(f"{prefix}accelerator {accelerator}: unknown accelerator; choose one of auto, gpu, "
                          f"{', '.join(sorted(registry.available_accelerators()))}.")
     accel = registry[name]["accelerator"]
     if not accel.is_available():
-        raise UsageError(f"--trainer.accelerator {accelerator}: not available on this machine; "
-                         "use --trainer.accelerator cpu or auto.")
+        raise UsageError(f"{prefix}accelerator {accelerator}: not available on this machine; "
+                         f"use {prefix}accelerator cpu or auto.")
     if devices == "auto":
         return
     try:
         accel.parse_devices(devices)
     except Exception as err:  # Lightning raises TypeError, ValueError or MisconfigurationException
         reason = " ".join(str(err).split())
-        raise UsageError(f"--trainer.devices {devices}: {reason} Give a number of devices (e.g. 2), a list of "
+        raise UsageError(f"{prefix}devices {devices}: {reason} Give a number of devices (e.g. 2), a list of "
                          f"device indices, or auto.") from None
 
 
@@ -194,8 +200,11 @@ class TrainCLI(LightningCLI):
             seed_everything_default=0,  # a fixed seed: re-running a command (or resuming it) repeats it
             auto_configure_optimizers=False,  # the modules own their optimizer (--model.optimizer sgd|adamw)
             args=args,
+            # parse errors (an unknown key, a wrong type) raise instead of printing the whole usage, so that
+            # train.py reports them in one line like its other usage errors
             parser_kwargs={"description": "Train a video model and track its static/dynamic bias every epoch.",
-                           "prog": "train.py"},
+                           "prog": "train.py", "exit_on_error": False,
+                           **{name: {"exit_on_error": False} for name in self.subcommands()}},
             **kwargs,
         )
 
@@ -346,6 +355,44 @@ class TrainCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     # -- around the run -------------------------------------------------------------------------------------
+    def fit(self, **kwargs: Any) -> None:
+        self._run_trainer("fit", **kwargs)
+
+    def validate(self, **kwargs: Any) -> None:
+        self._run_trainer("validate", **kwargs)
+
+    def test(self, **kwargs: Any) -> None:
+        self._run_trainer("test", **kwargs)
+
+    def _run_trainer(self, stage: str, **kwargs: Any) -> None:
+        """The Trainer's ``stage``, with Lightning's answer to Ctrl-C (a graceful shutdown, then exit status 1)
+        turned into :class:`Interrupted`, whose line says where the last checkpoint is and how to resume."""
+        try:
+            getattr(self.trainer, stage)(**kwargs)
+        except SystemExit:
+            if not self.trainer.interrupted:
+                raise
+            if self.trainer.is_global_zero:
+                self._keep_wandb_id()  # so that the resumed run continues the same W&B run
+            raise Interrupted(self._interrupted_note(stage)) from None
+
+    def _keep_wandb_id(self) -> None:
+        """The W&B run's id in the run folder, for a resume (``--ckpt_path last``) to continue that W&B run."""
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger.version:
+                (self.run_dir / WANDB_ID_FILE).write_text(logger.version)
+
+    def _interrupted_note(self, stage: str) -> str:
+        last = self.fit_dir / "checkpoints" / "last.ckpt"
+        if stage != "fit":
+            return (f"interrupted; {stage} keeps nothing to resume: run it again with --overwrite true "
+                    f"({self.run_dir} holds the interrupted run's logs).")
+        if not last.is_file():
+            return (f"interrupted in epoch {self.trainer.current_epoch}, before the first checkpoint; start again "
+                    f"with --overwrite true ({self.run_dir} holds the interrupted run's logs).")
+        return (f"interrupted in epoch {self.trainer.current_epoch}; {last} holds the last completed epoch: resume "
+                f"with train.py fit --config {self.run_dir / 'config.yaml'} --ckpt_path last.")
+
     def before_fit(self) -> None:
         """Everything is built and the data checked: now (and only now) replace a previous run's files, when
         told to."""
@@ -367,9 +414,9 @@ class TrainCLI(LightningCLI):
         self.summary = summarize(self, time.perf_counter() - self.started)
         if not self.trainer.is_global_zero:
             return
+        self._keep_wandb_id()
         for logger in self.trainer.loggers:
             if isinstance(logger, WandbLogger) and logger.version:
-                (self.run_dir / WANDB_ID_FILE).write_text(logger.version)
                 logger.experiment.finish()  # one W&B run per training run, also when several run in one process
         path = self.run_dir / SUMMARY_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -454,5 +501,5 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
     print("\n".join(lines), flush=True)
 
 
-__all__ = ["EPOCH_METRIC_PREFIXES", "RUN_ARTIFACTS", "SUMMARY_FILE", "EpochAxisWandbLogger", "SaveRunConfig",
-           "TrainCLI", "UsageError", "check_devices", "default_run_name", "run", "summarize"]
+__all__ = ["EPOCH_METRIC_PREFIXES", "RUN_ARTIFACTS", "SUMMARY_FILE", "EpochAxisWandbLogger", "Interrupted",
+           "SaveRunConfig", "TrainCLI", "UsageError", "check_devices", "default_run_name", "run", "summarize"]

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
-from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
+from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser, DefaultHelpFormatter
 
-from lit_stbias.lightning.cli import UsageError, run
+from lit_stbias.lightning.cli import Interrupted, TrainCLI, UsageError, run
 
 ACTION_MODULE = "lit_stbias.lightning.ActionRecognitionModule"
 ACTION_DATA = "lit_stbias.lightning.ActionDataModule"
@@ -401,7 +401,7 @@ def experiment_parser(name: str) -> ArgumentParser:
     """The options of one experiment, from its signature and docstring, with ``--config``/``--print_config``."""
     function = EXPERIMENTS[name]
     parser = ArgumentParser(prog=f"train.py {name}", description=function.__doc__.splitlines()[0],
-                            formatter_class=DefaultHelpFormatter)
+                            formatter_class=DefaultHelpFormatter, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options "
                         "(options given after it override it)")
     parser.add_function_arguments(function)
@@ -411,7 +411,7 @@ def experiment_parser(name: str) -> ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``train.py`` and ``lit-stbias-train``: fit, validate, test (LightningCLI), default, shuffle-experiment.
     A usage error, or bad input the library refuses (``ValueError``, ``FileNotFoundError``), is one line on
-    stderr and exit code 2."""
+    stderr and exit code 2; Ctrl-C is one line saying how to resume, and exit code 130."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         if not args or args[0] in EXPERIMENTS:
@@ -423,9 +423,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # None: LightningCLI reads sys.argv itself, which is also what DDP's launcher re-runs
             run(None if args == sys.argv[1:] else args,
                 extra_subcommands={name: experiment_parser(name) for name in EXPERIMENTS})
+    except ArgumentError as err:  # a parse error (unknown option or key, wrong type): one line, and where to look
+        known = (*TrainCLI.subcommands(), *EXPERIMENTS)
+        command = f"train.py {args[0]}" if args and args[0] in known else "train.py"
+        print(f"train.py: error: {' '.join(str(err).split())}; see {command} --help.", file=sys.stderr, flush=True)
+        return 2
     except (ValueError, FileNotFoundError) as err:  # UsageError, and the library's one-line refusals of bad input
         print(f"train.py: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
         return 2
+    except (Interrupted, KeyboardInterrupt) as stop:  # Ctrl-C: one line, and the shell's code for it
+        print(f"train.py: {stop if isinstance(stop, Interrupted) else 'interrupted.'}", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 

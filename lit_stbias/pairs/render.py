@@ -41,11 +41,13 @@ STYLE_FOLDER = "style_{}"
 @dataclass
 class RenderSummary:
     """What one run did: videos rendered now, videos already complete before, videos that could not be read
-    (``(index, reason)``)."""
+    (``(index, reason)``), and the files the source left out when it was built (its ``skipped``: ``{"path",
+    "reason"}``)."""
 
     rendered: int = 0
     complete: int = 0
     unreadable: list[tuple[int, str]] = field(default_factory=list)
+    left_out: list[dict[str, str]] = field(default_factory=list)
 
 
 def style_folders(styles: Sequence[str]) -> dict[str, str]:
@@ -170,7 +172,7 @@ def render_dataset(
     prepare_output(out, manifest_for(styles, {**(settings or {}), "quality": quality}))
     folders = style_folders(styles)
     count = len(source) if limit is None else min(limit, len(source))
-    summary = RenderSummary()
+    summary = RenderSummary(left_out=[dict(entry) for entry in getattr(source, "skipped", None) or []])
     labels: dict[str, int] = {}
     bar = tqdm(range(count), desc="rendering", unit="video", disable=not progress, file=sys.stderr)
     try:
@@ -203,8 +205,15 @@ def render_dataset(
     return summary
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as one line on stderr (no usage block), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see --help.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m lit_stbias.pairs.render",
         description="Render a video dataset in several styles as style_<k>/<video>/frame_%05d.jpg (the paper's "
                     "release layout; read back with --data OUT). Resumable: finished videos are skipped.",
@@ -228,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup(args: argparse.Namespace) -> tuple[Dataset, list[str], Path, torch.device]:
     """Everything that can fail on bad input, before anything is written."""
-    from lit_stbias.data import PrestylizedVideos, from_spec
+    from lit_stbias.data import PrestylizedVideos, from_spec, skip_warnings_hidden
 
     if args.num_frames < 2:
         raise ValueError(f"--num-frames must be >= 2 (a static view shuffles frames); got {args.num_frames}.")
@@ -246,7 +255,8 @@ def _setup(args: argparse.Namespace) -> tuple[Dataset, list[str], Path, torch.de
     styles = load_styles(args.styles)
     if len(styles) < 2:
         raise ValueError(f"--styles needs at least 2 distinct styles (a dynamic pair draws two); got {styles}.")
-    source = from_spec(args.data, num_frames=args.num_frames, size=args.size)
+    with skip_warnings_hidden():  # main lists the skipped files itself, one line each
+        source = from_spec(args.data, num_frames=args.num_frames, size=args.size)
     if getattr(source, "kind", "action") != "action" or isinstance(source, PrestylizedVideos):
         raise ValueError(f"--data {args.data!r} is not a source of plain videos (a VOS or an already pre-stylized "
                          "dataset); give a folder of videos, samples, or synthetic:TASK.")
@@ -275,11 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"error: cannot write under {out}: {err}; finished videos are kept, rerun to resume.", file=sys.stderr)
         return 1
+    for entry in summary.left_out:
+        print(f"skipped {entry['path']}: {entry['reason']}", file=sys.stderr)
     for index, reason in summary.unreadable:
         print(f"skipped video {index}: {reason}", file=sys.stderr)
     print(f"{out}: {summary.rendered} videos rendered, {summary.complete} already complete, "
-          f"{len(summary.unreadable)} unreadable, in {len(styles)} styles ({', '.join(styles)}); "
-          f"read it with --data {out}")
+          f"{len(summary.left_out) + len(summary.unreadable)} unreadable, in {len(styles)} styles "
+          f"({', '.join(styles)}); read it with --data {out}")
     return 0
 
 
