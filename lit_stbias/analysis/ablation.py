@@ -298,6 +298,17 @@ def evaluate_conditions(
     return Scores({condition: total / count for condition, total in totals.items()}, count)
 
 
+def evaluate_model(loaded: LoadedModel, evaluation: EvaluationData, clip: ClipSettings, batch_size: int = 8,
+                   num_workers: int = 0, device: torch.device | str | None = None) -> float:
+    """The intact model's score (top-1, or J-mean for VOS) on the evaluation data."""
+    vos = is_vos(loaded.model)
+    check_labelled(evaluation.source, vos, evaluation.description["data"])
+    loader = evaluation_loader(evaluation.source, batch_size, num_workers)
+    scores = evaluate_conditions(loaded.model, loader, {None: {}}, EvaluationInputs(loaded.model, clip), vos=vos,
+                                 device=device, name=evaluation.description["data"])
+    return scores.means[None]
+
+
 # ---------------------------------------------------------------------------------------------- the run
 
 
@@ -500,5 +511,5 @@ def write_ablation(out: str | Path, result: Mapping[str, Any], doc: BiasDocument
 
 __all__ = ["ABLATED_CLASSES", "ABLATION_FILES", "SCHEMA", "EvaluationData", "EvaluationInputs", "Scores",
            "ablation_conditions", "ablation_run", "ablation_table", "chance", "check_labelled",
-           "check_not_every_unit", "checkpoint_validation_source", "evaluate_conditions", "evaluation_data",
-           "evaluation_loader", "plot_ablation", "score_batch", "spread", "write_ablation"]
+           "check_not_every_unit", "checkpoint_validation_source", "evaluate_conditions", "evaluate_model",
+           "evaluation_data", "evaluation_loader", "plot_ablation", "score_batch", "spread", "write_ablation"]

@@ -168,12 +168,12 @@ class StaticDropout(Callback):
         self._step_key: tuple[int, int, int] = (0, 0, 0)
         self._calls = 0
         if static_units is not None:
-            self._set_static(self.as_mask(static_units), epoch=0, first=True)
+            self._set_static(self.as_mask(static_units), epoch=0, given=True)
         elif static_units_from is not None and provider is None:
             self.document = BiasDocument.read(static_units_from)
             where = str(Path(static_units_from))
             classes = document_unit_classes(self.document, tap, threshold, where=where)
-            self._set_static(classes["static"], epoch=0, first=True)
+            self._set_static(classes["static"], epoch=0, given=True)
 
     @property
     def state_key(self) -> str:
@@ -196,17 +196,18 @@ class StaticDropout(Callback):
             raise ValueError(f"the static set of tap {self.tap!r} must be a bool mask over its channels, not indices.")
         return mask
 
-    def _set_static(self, static: Tensor, epoch: int, first: bool) -> None:
+    def _set_static(self, static: Tensor, epoch: int, given: bool = False) -> None:
         size, units = int(static.sum()), static.numel()
         if size == 0 or size == units:
             problem = "no channel" if size == 0 else f"every one of its {units} channels"
-            if first:
+            if given:  # a set given to the callback: the configuration cannot do what it says
                 raise ValueError(
                     f"the static set of tap {self.tap!r} from {self.origin} holds {problem}: StaticDropout would "
                     f"{'drop nothing' if size == 0 else 'be plain channel dropout'}. Check the tap and λ."
                 )
-            warnings.warn(f"StaticDropout: the re-estimated static set of tap {self.tap!r} at epoch {epoch} holds "
-                          f"{problem}; it is used as it is until the next estimate.", stacklevel=2)
+            # a measured set is what the network has learnt: used as it is rather than ending a long run
+            warnings.warn(f"StaticDropout: the static set of tap {self.tap!r} estimated by {self.origin} at epoch "
+                          f"{epoch} holds {problem}; it is used as it is until the next estimate.", stacklevel=2)
         self.static, self.estimated_epoch = static.clone(), epoch
         if self.mode == "static":
             self.dropped = self.static
@@ -226,7 +227,7 @@ class StaticDropout(Callback):
         """Ask the provider for the static set (every rank), keep rank 0's answer."""
         mask = self.as_mask(self.provider(trainer, pl_module))
         mask = torch.as_tensor(trainer.strategy.broadcast(mask.tolist(), src=0), dtype=torch.bool)
-        self._set_static(mask, epoch=trainer.current_epoch, first=self.static is None)
+        self._set_static(mask, epoch=trainer.current_epoch)
 
     # -- the hook ------------------------------------------------------------------------------------------
     def _drop(self, x: Tensor) -> Tensor:
@@ -319,7 +320,7 @@ class StaticDropout(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("static") is not None:
             self._set_static(torch.tensor(state_dict["static"], dtype=torch.bool),
-                             epoch=int(state_dict["estimated_epoch"]), first=False)
+                             epoch=int(state_dict["estimated_epoch"]))
 
 
 __all__ = ["FROM_MONITOR", "MODES", "MonitorProvider", "StaticDropout", "network_of"]
