@@ -97,38 +97,43 @@ def evaluation_data(
     data: str | None = None,
     num_videos: int | None = None,
     seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> EvaluationData:
     """The labelled clips (frames, for VOS) of the evaluation.
 
     Default: the validation set the checkpoint was validated on (a Lightning checkpoint of this project).
     ``data`` (a ``from_spec`` string) names others; a synthetic one is drawn at the clip settings of that
     validation set when the checkpoint has one (so ``synthetic:mixed-conflicting`` gives the validation clips
-    of a ``mixed`` run with their scenes in conflict with their labels), else at ``clip`` with
-    :data:`DEFAULT_EVAL_VIDEOS` clips from seed :data:`DEFAULT_EVAL_SEED`. ``num_videos`` and ``seed`` change a
-    synthetic set's size and seed.
+    of a ``mixed`` run with their scenes in conflict with their labels), else at ``clip`` (the measurement's
+    settings) with :data:`DEFAULT_EVAL_VIDEOS` clips from seed :data:`DEFAULT_EVAL_SEED`. ``num_videos`` and
+    ``seed`` change a synthetic set's size and seed; ``overrides`` are clip settings given on the command line
+    (clip length, size, classes, ...), which apply to the evaluation clips as to the pairs.
     """
     from lit_stbias.data import from_spec
 
     vos = is_vos(loaded.model)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None and k not in ("num_videos", "data_seed")}
     validation = checkpoint_validation_source(ckpt, loaded)
     found = ClipSettings.of_source(validation[0]) if validation is not None else None  # synthetic: its settings
+    changed = num_videos is not None or seed is not None or bool(overrides)
     if data is None:
         if validation is None:
             raise ValueError("name labelled evaluation clips with --eval-data (e.g. synthetic:motion or a labelled "
                              "folder): the model has no checkpoint of this project that records its validation set.")
-        if found is None:
-            if num_videos is not None or seed is not None:
-                raise ValueError(f"--eval-videos and --eval-seed draw synthetic clips; the checkpoint was validated "
-                                 f"on {validation[1]}, a split of real videos.")
-            return EvaluationData(validation[0], {"data": validation[1], "chosen": "the checkpoint's validation set",
-                                                  "from_spec": None})
-        data = found[0]
-        chosen = "the checkpoint's validation set" + (
-            "" if num_videos is None and seed is None else ", resized or reseeded by --eval-videos/--eval-seed")
+        if found is None or not changed:
+            if found is None and changed:
+                raise ValueError(f"the checkpoint was validated on a split of {validation[1]}, which --eval-videos, "
+                                 "--eval-seed and the clip options cannot redraw; name the clips with --eval-data.")
+            kwargs = found[1].source_kwargs(found[0], vos, 0) if found is not None else None
+            return EvaluationData(validation[0], {"data": found[0] if found else validation[1],
+                                                  "chosen": "the checkpoint's validation set", "from_spec": kwargs})
+        data, chosen = found[0], "the checkpoint's validation set, redrawn with the options given"
     else:
         chosen = "--eval-data"
-    settings = found[1] if found is not None else clip.updated(num_videos=DEFAULT_EVAL_VIDEOS,
-                                                               data_seed=DEFAULT_EVAL_SEED)
+    if found is not None:
+        settings = found[1].updated(**overrides)
+    else:
+        settings = clip.updated(num_videos=DEFAULT_EVAL_VIDEOS, data_seed=DEFAULT_EVAL_SEED)
     settings = settings.updated(num_videos=num_videos, data_seed=seed)
     kwargs = settings.source_kwargs(data, vos, int(settings.data_seed))
     source = from_spec(data, **kwargs)

@@ -478,7 +478,8 @@ def run_ablate(argv: list[str]) -> int:
         threshold=threshold, pool_tokens=args.pool_tokens, batch_size=args.batch_size, num_workers=args.num_workers,
         allow_fewer_pairs=args.allow_fewer_pairs, describe=loaded.describe,
     )
-    evaluation = evaluation_data(loaded, session.clip, args.ckpt, args.eval_data, args.eval_videos, args.eval_seed)
+    evaluation = evaluation_data(loaded, session.clip, args.ckpt, args.eval_data, args.eval_videos, args.eval_seed,
+                                 overrides=options)
     result, doc = ablation_run(
         loaded, session, evaluation, seed=args.seed, draws=args.draws, control_seed=args.control_seed,
         mode=args.mode, batch_size=args.batch_size, num_workers=args.num_workers, device=fabric.device,
