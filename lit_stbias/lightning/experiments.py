@@ -528,6 +528,7 @@ def staticdropout_experiment(
     num_classes: int = 2,
     scene_bias: float = 0.8,
     num_pairs: int = 64,
+    bias_every: int = 0,
     num_workers: int = 0,
     accelerator: str = "auto",
     wandb: bool = False,
@@ -562,6 +563,8 @@ def staticdropout_experiment(
         num_classes: motion classes (2: right vs left).
         scene_bias: share of training and validation clips whose scene is the one tied to their label.
         num_pairs: held-out pairs the BiasMonitor measures (and StaticDropout estimates from).
+        bias_every: the BiasMonitor also logs the tap's bias every n epochs (0: at the last epoch only, which
+            the table reports; StaticDropout's estimates are made whatever this is).
         num_workers: data loader workers.
         accelerator: Lightning accelerator (auto, cpu, gpu).
         wandb: also log to W&B (offline unless WANDB_MODE says otherwise).
@@ -573,12 +576,15 @@ def staticdropout_experiment(
         raise UsageError(f"--p {p}: the drop probability must be in [0, 1).")
     if not 0 <= threshold <= 1:
         raise UsageError(f"--threshold {threshold}: λ must be in [0, 1].")
+    if bias_every < 0:
+        raise UsageError(f"--bias_every {bias_every}: give a number of epochs >= 0 (0: the last epoch only).")
     if every_n_epochs < 0 or not 0 <= start_epoch < epochs:
         raise UsageError(f"--every_n_epochs {every_n_epochs} --start_epoch {start_epoch}: need every_n_epochs >= 0 "
                          f"and 0 <= start_epoch < epochs ({epochs}).")
     out_dir = Path(out)
     schedule = dict(epochs=epochs, frames=frames, size=size, num_videos=num_videos, val_videos=val_videos,
-                    batch_size=batch_size, lr=lr, num_classes=num_classes, bias_every=1, num_pairs=num_pairs,
+                    batch_size=batch_size, lr=lr, num_classes=num_classes, bias_every=bias_every or epochs,
+                    num_pairs=num_pairs,
                     num_workers=num_workers, accelerator=accelerator, wandb=wandb, out=str(out_dir))
     runs = []
     for model in model_names:
