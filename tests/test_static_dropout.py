@@ -1,5 +1,6 @@
 """StaticDropout: drops only the static channels, only in training steps, at rate p, reproducibly; its random
 control; the provider schedule; a tiny zoo training run; building it from the command line."""
+import csv
 import json
 import math
 from collections import OrderedDict
@@ -7,17 +8,23 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lit_stbias.analysis import BiasDocument
 from lit_stbias.intervene import unit_classes
 from lit_stbias.lightning import ActionDataModule, ActionRecognitionModule, BiasMonitor
-from lit_stbias.lightning.static_dropout import StaticDropout
+from lit_stbias.lightning.cli import TrainCLI
+from lit_stbias.lightning.experiments import main as train_main
+from lit_stbias.lightning.experiments import staticdropout_experiment
+from lit_stbias.lightning.static_dropout import MonitorProvider, StaticDropout
 from lit_stbias.metrics import static_dynamic_bias
 from lit_stbias.probe import Tap
 
+ROOT = Path(__file__).resolve().parents[1]
 UNITS = 8
 STATIC = [True, True, True, False, False, False, False, False]
 
@@ -171,11 +178,11 @@ def test_two_processes_drop_from_the_same_sets_as_one(tmp_path):
     assert ranks[0]["dropped"] == one_process.dropped.tolist()  # the control set depends on the seed only
 
 
-def random_result(static_channels):
+def random_result(static_channels, num_units=UNITS):
     """A BiasResult whose static units are exactly ``static_channels`` (the others are dynamic)."""
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(200, UNITS, generator=g), torch.randn(200, UNITS, generator=g)
-    static = torch.zeros(UNITS, dtype=torch.bool)
+    a, b = torch.randn(200, num_units, generator=g), torch.randn(200, num_units, generator=g)
+    static = torch.zeros(num_units, dtype=torch.bool)
     static[static_channels] = True
     b[100:, static] = a[100:, static]  # static pairs share the static channels
     b[:100, ~static] = a[:100, ~static]  # dynamic pairs share the others
@@ -207,7 +214,7 @@ def test_provider_is_asked_on_the_schedule(every):
 
 def test_checkpoint_state_restores_the_sets():
     callback = StaticDropout("hidden", mode="random", provider=lambda t, m: STATIC, seed=5)
-    callback._set_static(torch.tensor(STATIC), epoch=3, first=True)
+    callback._set_static(torch.tensor(STATIC), epoch=3, given=True)
     restored = StaticDropout("hidden", mode="random", provider=lambda t, m: STATIC, seed=5)
     restored.load_state_dict(callback.state_dict())
     assert torch.equal(restored.static, callback.static) and torch.equal(restored.dropped, callback.dropped)
@@ -224,7 +231,9 @@ def test_bad_input_is_one_clear_value_error():
         (dict(static_units=[True] * UNITS), f"every one of its {UNITS} channels"),
         (dict(static_units=[0, 1]), "bool mask over its channels, not indices"),
         (dict(static_units=None), "needs the static set"),
-        (dict(provider=lambda t, m: STATIC), "not both"),
+        (dict(provider=lambda t, m: STATIC), "not both static_units and provider"),
+        (dict(static_units=None, static_units_from="monitor", provider=lambda t, m: STATIC), "not both"),
+        (dict(start_epoch=-1), "start_epoch must be >= 0"),
         (dict(every_n_epochs=2), "needs a provider"),
     ]
     for kwargs, message in cases:
@@ -241,8 +250,10 @@ def test_bad_tap_and_bad_sets_fail_in_fit():
         fit([StaticDropout("hidden", static_units=[True, False, False, False, False])])
     with pytest.raises(ValueError, match="no entry for tap 'hidden'"):
         fit([StaticDropout("hidden", provider=lambda t, m: {"other": STATIC})])
-    with pytest.raises(ValueError, match="holds no channel"):
-        fit([StaticDropout("hidden", provider=lambda t, m: [False] * UNITS)])
+    empty = StaticDropout("hidden", provider=lambda t, m: [False] * UNITS)
+    with pytest.warns(UserWarning, match="holds no channel; it is used as it is"):  # measured: not a config error
+        module, _ = fit([empty], train_batches=3)
+    assert not any(bool(m.any()) for m in drops(module.records))
     module = Tiny()
     with pytest.raises(ValueError, match="has 5 entries"):
         fit([StaticDropout("hidden", static_units=[True, False, False, False, False])], module)
@@ -293,3 +304,216 @@ def test_built_by_lightning_cli_from_command_line_options():
     assert provided.provider is every_third_unit and provided.every_n_epochs == 2 and provided.static is None
     cli.trainer.fit(cli.model, loader(n=64), loader(n=32))  # and it trains
     assert provided.static.tolist() == every_third_unit(None, None)
+
+
+# -- the static set from a bias.json ----------------------------------------------------------------------------
+class Named(Tiny):
+    """Tiny with the hyper-parameters this project's modules record (the model a bias.json is checked against)."""
+
+    def __init__(self, model_name="tiny-net"):
+        super().__init__()
+        self.save_hyperparameters({"model_name": model_name, "preset": None})
+
+
+def write_document(path, channels=(0, 1, 2), model="tiny-net", tap_modules=None, units=True, num_units=UNITS):
+    result = random_result(list(channels), num_units)
+    doc = BiasDocument.from_results({0: {"hidden": result}}, units=units, model=model,
+                                    tap_modules=tap_modules or {"hidden": "tap"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc.write(path, units=units)
+    return result
+
+
+def test_static_set_read_from_a_bias_json(tmp_path):
+    result = write_document(tmp_path / "run" / "bias.json", channels=(1, 4, 6))
+    for where in (tmp_path / "run" / "bias.json", tmp_path / "run"):  # the file, or the folder analyze.py wrote
+        callback = StaticDropout("hidden", p=0.5, static_units_from=str(where), seed=2)
+        assert callback.static.nonzero().flatten().tolist() == [1, 4, 6]
+        assert torch.equal(callback.static, unit_classes(result)["static"])
+    module, _ = fit([callback], Named(), train_batches=20)
+    masks = drops(module.records)
+    assert any(bool(m.any()) for m in masks) and not any(bool(m[:, ~callback.static].any()) for m in masks)
+    # λ re-classifies the document's unit scores
+    strict = StaticDropout("hidden", static_units_from=str(tmp_path / "run"), threshold=0.99)
+    assert torch.equal(strict.static, unit_classes(result, 0.99)["static"])
+
+
+def test_bias_json_of_another_model_or_layer_is_refused_naming_the_file(tmp_path):
+    good = tmp_path / "good.json"
+    write_document(good)
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        StaticDropout("hidden", static_units_from=str(tmp_path / "missing.json"))
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json is not valid JSON"):
+        StaticDropout("hidden", static_units_from=str(tmp_path / "broken.json"))
+    with pytest.raises(ValueError, match=f"{good} has no tap 'feat'; it holds hidden"):
+        StaticDropout("feat", static_units_from=str(good))
+    write_document(tmp_path / "history.json", units=False)
+    with pytest.raises(ValueError, match="history.json holds no unit scores"):
+        StaticDropout("hidden", static_units_from=str(tmp_path / "history.json"))
+    cases = [
+        (Named("slow"), good, f"{good} measured model 'tiny-net' but this run trains 'slow'"),
+        (Named(), write_document(tmp_path / "other_layer.json", tap_modules={"hidden": "feat"}) and
+         tmp_path / "other_layer.json", "tap 'hidden' was module feat there but is tap in this network"),
+    ]
+    for module, path, message in cases:
+        with pytest.raises(ValueError, match=message):
+            fit([StaticDropout("hidden", static_units_from=str(path))], module)
+        assert module.records == []  # refused in setup, before any step
+    write_document(tmp_path / "wide.json", num_units=12)
+    with pytest.raises(ValueError, match="wide.json has 12 entries but the tap has 8 channels"):
+        fit([StaticDropout("hidden", static_units_from=str(tmp_path / "wide.json"))], Named())
+
+
+# -- the static set from the trainer's BiasMonitor ----------------------------------------------------------------
+class Recorder(Callback):
+    """What StaticDropout dropped in every training step, by epoch."""
+
+    def __init__(self):
+        self.drops = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        callback = next(c for c in trainer.callbacks if isinstance(c, StaticDropout))
+        last = callback.last_drop
+        self.drops.append((trainer.current_epoch, None if last is None else last.clone()))
+        callback.last_drop = None
+
+
+def test_monitor_measures_the_static_set_from_the_start_epoch_on(tmp_path):
+    torch.manual_seed(0)
+    module = ActionRecognitionModule("fast", num_classes=2, lr=0.01)
+    data = ActionDataModule(task="mixed", num_frames=8, size=32, num_videos=8, val_videos=4, batch_size=4)
+    monitor = BiasMonitor(taps=["stage5"], num_pairs=4, batch_size=4, every_n_epochs=0, plot=False)
+    measured = {}
+    measure = monitor.measure
+
+    def spy(trainer, pl_module):
+        results = measure(trainer, pl_module)
+        measured[trainer.current_epoch] = results["stage5"]
+        return results
+
+    monitor.measure = spy
+    callback = StaticDropout("stage5", p=0.5, static_units_from="monitor", every_n_epochs=1, start_epoch=1,
+                             threshold=0.5)
+    assert isinstance(callback.provider, MonitorProvider)
+    recorder = Recorder()
+    sets = {}
+
+    class Sets(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            sets[trainer.current_epoch] = None if callback.static is None else callback.static.clone()
+
+    trainer = Trainer(accelerator="cpu", devices=1, callbacks=[callback, monitor, recorder, Sets()], max_epochs=3,
+                      limit_train_batches=2, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      default_root_dir=str(tmp_path))
+    trainer.fit(module, data)
+    assert sorted(measured) == [1, 2]  # no estimate before start_epoch, then one every epoch
+    assert sets[0] is None and all(d is None for e, d in recorder.drops if e == 0)  # plain training in epoch 0
+    for epoch in (1, 2):
+        static = unit_classes(measured[epoch], 0.5)["static"]
+        assert torch.equal(sets[epoch], static)
+        epoch_drops = [d for e, d in recorder.drops if e == epoch]
+        assert len(epoch_drops) == 2 and all(d is not None for d in epoch_drops)
+        assert not any(bool(d[:, ~static].any()) for d in epoch_drops)
+    assert trainer.callback_metrics["static_dropout/static_units"] == int(sets[2].sum())
+
+
+def test_monitor_provider_refuses_a_trainer_without_a_monitor_of_the_tap():
+    module = Tiny()
+    with pytest.raises(ValueError, match="needs a BiasMonitor among the trainer's callbacks"):
+        fit([StaticDropout("hidden", static_units_from="monitor")], module)
+    with pytest.raises(ValueError, match=r"no BiasMonitor measures tap 'feat' \(they measure hidden\)"):
+        fit([StaticDropout("feat", static_units_from="monitor"), BiasMonitor(every_n_epochs=0, plot=False)], module)
+    with pytest.raises(ValueError, match=r"no BiasMonitor measures tap 'hidden' \(they measure other\)"):
+        fit([StaticDropout("hidden", static_units_from="monitor"),
+             BiasMonitor(taps=["other"], every_n_epochs=0, plot=False)], module)
+    assert module.records == []  # all refused in setup, before any step
+
+
+# -- from train.py -------------------------------------------------------------------------------------------------
+class BuildOnly(TrainCLI):
+    """TrainCLI that builds model, data and trainer and stops (LightningCLI calls ``self.fit``)."""
+
+    def fit(self, **kwargs):
+        pass
+
+    def after_fit(self):
+        pass
+
+
+def test_train_py_builds_it_from_options_and_from_a_yaml(tmp_path):
+    config = str(ROOT / "configs" / "fast_mixed.yaml")
+    cli = BuildOnly(args=["fit", "--config", config, "--out", str(tmp_path), "--wandb", "false",
+                          "--trainer.callbacks+=lit_stbias.lightning.StaticDropout",
+                          "--trainer.callbacks.tap", "stage5", "--trainer.callbacks.static_units_from", "monitor",
+                          "--trainer.callbacks.every_n_epochs", "2",
+                          "--trainer.callbacks.start_epoch", "1", "--trainer.callbacks.p", "0.3"])
+    (callback,) = [c for c in cli.trainer.callbacks if isinstance(c, StaticDropout)]
+    assert isinstance(callback.provider, MonitorProvider) and callback.provider.tap == "stage5"
+    assert (callback.p, callback.every_n_epochs, callback.start_epoch) == (0.3, 2, 1)
+    monitor = next(c for c in cli.trainer.callbacks if isinstance(c, BiasMonitor))
+    callback.provider.check(cli.trainer, cli.model)  # train.py's --bias monitor measures every tap: stage5 too
+    assert "stage5" in MonitorProvider.measured_taps(monitor, cli.model)
+    # a YAML config with the static set of a bias.json of this model
+    result = random_result(list(range(0, 128, 3)), num_units=128)
+    for model_name, ok in (("fast", True), ("slow", False)):
+        path = tmp_path / f"{model_name}.json"
+        BiasDocument.from_results({0: {"stage5": result}}, model=model_name, preset="tiny",
+                                  tap_modules={"stage5": "blocks.4"}).write(path)
+        extra = tmp_path / f"dropout_{model_name}.yaml"
+        extra.write_text(yaml.safe_dump({"trainer": {"callbacks": [{
+            "class_path": "lit_stbias.lightning.StaticDropout",
+            "init_args": {"tap": "stage5", "p": 0.2, "static_units_from": str(path), "mode": "random"}}]}}))
+        cli = BuildOnly(args=["fit", "--config", config, "--config", str(extra), "--out", str(tmp_path),
+                              "--wandb", "false", "--overwrite", "true"])
+        (callback,) = [c for c in cli.trainer.callbacks if isinstance(c, StaticDropout)]
+        assert torch.equal(callback.static, unit_classes(result)["static"]) and callback.mode == "random"
+        if ok:
+            callback.setup(cli.trainer, cli.model, "fit")
+            callback.teardown(cli.trainer, cli.model, "fit")
+        else:
+            with pytest.raises(ValueError, match="measured model 'slow' but this run trains 'fast'"):
+                callback.setup(cli.trainer, cli.model, "fit")
+
+
+# -- the experiment ------------------------------------------------------------------------------------------------
+def test_staticdropout_experiment_end_to_end_on_a_tiny_setting(tmp_path, capsys):
+    out = tmp_path / "experiment"
+    rows = staticdropout_experiment(seeds="0", epochs=1, start_epoch=0, frames=8, size=32, num_videos=16,
+                                    val_videos=8, batch_size=8, num_pairs=4, accelerator="cpu", out=str(out))
+    assert [(r["model"], r["arm"]) for r in rows] == [("fast", "baseline"), ("fast", "static"), ("fast", "random")]
+    for name in ("staticdropout_runs.csv", "staticdropout_table.csv", "staticdropout_table.md",
+                 "staticdropout_table.json", "staticdropout_chart.png"):
+        assert (out / name).is_file(), name
+    runs = list(csv.DictReader(open(out / "staticdropout_runs.csv")))
+    assert len(runs) == 3
+    for run_row, row in zip(runs, rows):
+        # the biased accuracy is the top-1 the run validated its last weights with
+        assert float(run_row["top1"]) == pytest.approx(float(run_row["val_acc1"]))
+        assert 0 <= row["top1_debiased"] <= 1 and row["top1_interval"] == 0.0  # one seed: no interval
+        assert row["units_static"] + row["units_dynamic"] + row["units_joint"] <= 128
+    baseline, static, random = rows
+    assert baseline["dropped_units"] == 0 and static["dropped_units"] > 0 and random["dropped_units"] > 0
+    assert json.loads((out / "staticdropout_table.json").read_text())[1]["arm"] == "static"
+    table = (out / "staticdropout_table.md").read_text()
+    assert "| fast | static |" in table and "synthetic:mixed-conflicting" in table
+    assert table.strip() in capsys.readouterr().out
+    for arm in ("baseline", "static", "random"):
+        summary = json.loads((out / f"fast-mixed-{arm}" / "summary.json").read_text())
+        assert summary["data"] == "synthetic:mixed" and "stage5" in summary["bias"]
+
+
+def test_staticdropout_experiment_options_and_refusals(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_main(["staticdropout-experiment", "--config", str(ROOT / "configs" / "staticdropout_experiment.yaml"),
+                    "--seeds", "4", "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["seeds"] == "4" and printed["models"] == "fast" and printed["tap"] == "stage5"
+    for args, message in ((["--p", "1.0"], "--p 1.0: the drop probability must be in [0, 1)"),
+                          (["--start_epoch", "8"], "0 <= start_epoch < epochs (8)"),
+                          (["--seeds", "0,x"], "--seeds 0,x")):
+        assert train_main(["staticdropout-experiment", *args, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()

@@ -74,8 +74,8 @@ class BuildOnly(TrainCLI):
 # -- parsing -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_every_config_parses(config, capsys):
-    """Every YAML in configs/ parses under its command: `fit --print_config` or `shuffle-experiment ...`."""
-    command = "shuffle-experiment" if config.stem == "shuffle_experiment" else "fit"
+    """Every YAML in configs/ parses under its command: `fit --print_config` or the experiment's own."""
+    command = config.stem.replace("_", "-") if config.stem.endswith("_experiment") else "fit"
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
@@ -83,9 +83,11 @@ def test_every_config_parses(config, capsys):
     if command == "fit":
         assert printed["model"]["init_args"]["model_name"] == config.stem.split("_")[0]
         assert printed["trainer"]["max_epochs"] >= 1 and printed["checkpoint"]["save_last"] is True
-    else:
+    elif command == "shuffle-experiment":
         assert printed["tasks"] == "appearance,mixed,motion" and printed["models"] == "slow,fast"
         assert printed["seeds"] == "0,1,2"
+    else:
+        assert printed["tap"] == "stage5" and printed["seeds"] == "0,1,2" and printed["epochs"] >= 1
 
 
 def test_shuffle_experiment_yaml_and_overrides(capsys):

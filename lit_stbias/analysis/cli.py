@@ -28,13 +28,14 @@ USAGE = """Measure how much static and dynamic information a model's layers enco
     analyze.py --config analysis.yaml          # any option from a YAML file; --print_config writes one
     analyze.py compare DIR1 DIR2 ... --out DIR
     analyze.py center-bias --data synthetic-vos:diffuse --out DIR
+    analyze.py ablate --ckpt CKPT --layers stage5 --data synthetic:motion --out DIR
 
 measure is the default subcommand. Writes bias.json, units.csv, PNG plots and a self-contained report.html
 into --out, replacing the previous results there as a whole (other files in --out are kept). Any problem with
 the request is one line on stderr and exit code 2, found before the measurement wherever it can be, and
 nothing is written.
 """
-SUBCOMMANDS = ("measure", "compare", "center-bias")
+SUBCOMMANDS = ("measure", "compare", "center-bias", "ablate")
 
 
 class UsageError(ValueError):
@@ -373,7 +374,127 @@ def run_center_bias(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"measure": run_measure, "compare": run_compare, "center-bias": run_center_bias}
+# ---------------------------------------------------------------------------------------------- ablate
+
+ABLATE_USAGE = """Silence each class of units of a tap (all dynamic, all static, all joint units) and as many random
+units, and report what the model loses (top-1; J-mean for VOS models).
+
+    analyze.py ablate --ckpt runs/fast-synthetic-motion/checkpoints/last.ckpt --layers stage5 \\
+                      --data synthetic:motion --out runs/ablation/fast-motion
+    analyze.py ablate --ckpt runs/fast-synthetic-mixed/checkpoints/last.ckpt --layers stage5 \\
+                      --data synthetic:mixed --eval-data synthetic:mixed-conflicting --mode mean --out DIR
+
+The units are classified from the pairs analyze.py measure would use with the same options (--data,
+--num-pairs, --seed, the clip options, --threshold); the evaluation clips are the checkpoint's validation set
+unless --eval-data names others. Writes ablation.json, ablation.md, ablation.png and ablation_bias.json (the
+classifying measurement) into --out, replacing only those files. Bad input is one line on stderr and exit code
+2, and nothing is written.
+"""
+
+
+def ablate_parser() -> ArgumentParser:
+    p = _parser(f"{PROG} ablate", ABLATE_USAGE)
+    model = p.add_argument_group("model")
+    model.add_argument("--model", type=Optional[str], default=None,
+                       help="zoo model name or a user model package.module:factory (default: the checkpoint's)")
+    model.add_argument("--preset", type=Literal["tiny", "full"], default="tiny", help="zoo model size")
+    model.add_argument("--ckpt", type=Optional[str], default=None,
+                       help="checkpoint: a Lightning checkpoint of this project (brings its model, clip settings and "
+                            "validation set), or a state dict / published checkpoint with --model")
+    model.add_argument("--num-classes", type=Optional[int], default=None, help="classes of the model's head")
+    model.add_argument("--normalization", type=str, default="none",
+                       help="user models: none, kinetics, imagenet or MEAN/STD")
+    model.add_argument("--init-seed", type=int, default=0, help="weights of a model without checkpoint")
+
+    data = p.add_argument_group("pairs that classify the units (as analyze.py measure)")
+    data.add_argument("--data", type=Optional[str], default=None,
+                      help="synthetic:appearance|motion|mixed, synthetic-vos[:centred|:diffuse], samples, or a folder")
+    data.add_argument("--num-pairs", type=int, default=64, help="pairs per factor")
+    data.add_argument("--seed", type=int, default=0, help="measurement seed (videos, styles, shuffles)")
+    data.add_argument("--allow-fewer-pairs", action="store_true", help="measure fewer pairs when the data has fewer")
+    data.add_argument("--batch-size", type=int, default=8, help="pairs (and evaluation clips) per forward pass")
+    data.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+
+    clips = p.add_argument_group("clips (default: the checkpoint's, else the model's input spec)")
+    for item in dataclasses.fields(ClipSettings):
+        clips.add_argument(f"--{item.name.replace('_', '-')}", type=_clip_option_type(item), default=None,
+                           help=item.metadata.get("help", ""))
+
+    probe = p.add_argument_group("units")
+    probe.add_argument("--layers", type=Union[List[str], str, None], default=None,
+                       help="the tap(s) to ablate, comma-separated, e.g. stage5 (each tap on its own)")
+    probe.add_argument("--pool-tokens", type=Optional[Literal["all", "patches"]], default=None,
+                       help="transformer taps: pool all tokens or patches only")
+    probe.add_argument("--threshold", type=float, default=0.5, help="λ of the unit classification, in [0, 1]")
+
+    ablation = p.add_argument_group("ablation")
+    ablation.add_argument("--eval-data", type=Optional[str], default=None,
+                          help="labelled clips (annotated frames for VOS) to evaluate on, a --data spec; default: the "
+                               "checkpoint's validation set (e.g. synthetic:mixed-conflicting: the validation clips "
+                               "of a mixed run with scenes that contradict their labels)")
+    ablation.add_argument("--eval-videos", type=Optional[int], default=None,
+                          help="synthetic evaluation clips (default: the checkpoint's validation count, else 256)")
+    ablation.add_argument("--eval-seed", type=Optional[int], default=None,
+                          help="seed of synthetic evaluation clips (default: the checkpoint's validation seed, "
+                               "else 1000)")
+    ablation.add_argument("--mode", type=Literal["zero", "mean"], default="zero",
+                          help="silence to 0, or to each channel's mean over the evaluation clips (intact model)")
+    ablation.add_argument("--draws", type=int, default=10, help="random unit sets per class (the control)")
+    ablation.add_argument("--control-seed", type=int, default=0, help="seed of the random unit sets")
+
+    out = p.add_argument_group("output and device")
+    out.add_argument("--out", type=Optional[str], default=None, help="output folder (its ablation files are replaced)")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument("--accelerator", type=str, default="auto", help="cpu, cuda, gpu, mps or auto (one device)")
+    out.add_argument("--precision", type=str, default="32-true", help="32-true, 16-mixed, bf16-mixed")
+    return p
+
+
+def run_ablate(argv: list[str]) -> int:
+    from lit_stbias.analysis.ablation import ablation_run, ablation_table, evaluation_data, write_ablation
+    from lit_stbias.analysis.document import provenance
+    from lit_stbias.analysis.loading import load_model
+    from lit_stbias.analysis.outputs import check_output_folder
+    from lit_stbias.analysis.session import ProbeSession
+
+    args = ablate_parser().parse_args(argv)
+    if not args.data or not args.out:
+        raise UsageError("--data and --out are required (see analyze.py ablate --help).")
+    taps = parse_names(args.layers)
+    if not taps:
+        raise UsageError("--layers is required: name the tap(s) to ablate, e.g. --layers stage5.")
+    threshold = check_threshold(args.threshold)
+    normalization = parse_normalization(args.normalization)
+    for option, value, least in (("--num-pairs", args.num_pairs, 2), ("--batch-size", args.batch_size, 1),
+                                 ("--draws", args.draws, 1), ("--eval-videos", args.eval_videos or 1, 1)):
+        if value < least:
+            raise UsageError(f"{option} must be at least {least}, got {value}.")
+    check_output_folder(args.out)
+    args.devices, args.num_nodes, args.strategy = 1, 1, "auto"
+    fabric = _fabric(args)
+
+    options = {item.name: getattr(args, item.name) for item in dataclasses.fields(ClipSettings)}
+    loaded = load_model(args.model, args.preset, args.ckpt, args.num_classes, args.init_seed,
+                        num_frames=options["num_frames"], size=options["size"], normalization=normalization)
+    session = ProbeSession(
+        loaded.model, args.data, num_pairs=args.num_pairs, clip=loaded.clip.updated(**options), taps=taps,
+        threshold=threshold, pool_tokens=args.pool_tokens, batch_size=args.batch_size, num_workers=args.num_workers,
+        allow_fewer_pairs=args.allow_fewer_pairs, describe=loaded.describe,
+    )
+    evaluation = evaluation_data(loaded, session.clip, args.ckpt, args.eval_data, args.eval_videos, args.eval_seed,
+                                 overrides=options)
+    result, doc = ablation_run(
+        loaded, session, evaluation, seed=args.seed, draws=args.draws, control_seed=args.control_seed,
+        mode=args.mode, batch_size=args.batch_size, num_workers=args.num_workers, device=fabric.device,
+        autocast=fabric.autocast, progress=not args.no_progress, provenance=provenance([PROG, "ablate", *argv]),
+    )
+    out = write_ablation(args.out, result, doc)
+    print(ablation_table(result))
+    print(f"\nwrote {out}/ablation.json, ablation.md, ablation.png and ablation_bias.json")
+    return 0
+
+
+COMMANDS = {"measure": run_measure, "compare": run_compare, "center-bias": run_center_bias, "ablate": run_ablate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -395,4 +516,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["COMMANDS", "main", "mean_mask", "measure_parser", "parse_devices", "parse_thresholds", "run_measure"]
+__all__ = ["COMMANDS", "ablate_parser", "main", "mean_mask", "measure_parser", "parse_devices", "parse_thresholds",
+           "run_ablate", "run_measure"]

@@ -6,6 +6,8 @@ Then two renames swap the folders: ``--out`` → ``.<name>.old-*`` and the new f
 fails, the first is undone. A reader of ``--out`` therefore finds the complete previous results or the
 complete new ones, and for the instant between the renames no folder at all, never a mix; Ctrl-C during the
 swap takes effect after it (:func:`interrupts_deferred`). The previous folder is deleted last.
+:func:`write_folder` does the same for other commands (``analyze.py ablate``), each replacing its own files
+and keeping the rest.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 from lit_stbias.analysis.document import BIAS_FILE, BiasDocument
 
@@ -68,10 +70,10 @@ def write_units_csv(path: Path, doc: BiasDocument) -> Path:
     return path
 
 
-def _link_user_files(out: Path, staging: Path) -> None:
-    """Hard links (copies where links fail) of everything in ``out`` that an analysis did not write."""
+def _link_user_files(out: Path, staging: Path, replaced: Sequence[str] = OUTPUT_FILES) -> None:
+    """Hard links (copies where links fail) of everything in ``out`` that is not one of the ``replaced`` files."""
     for entry in out.iterdir():
-        if entry.name in OUTPUT_FILES:
+        if entry.name in replaced:
             continue
         target = staging / entry.name
         if entry.is_dir() and not entry.is_symlink():
@@ -129,23 +131,17 @@ def swap_in(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_outputs(out: str | os.PathLike, doc: BiasDocument, report: bool = True) -> Path:
-    """Write ``bias.json``, ``units.csv`` and (``report``) the plots and ``report.html`` for ``doc``, replacing
-    the previous outputs in ``out`` as a whole (see the module docstring). Returns ``out``."""
-    from lit_stbias.reports import write_report
-
+def write_folder(out: str | os.PathLike, write: Callable[[Path], None], replaced: Sequence[str]) -> Path:
+    """Fill a fresh folder with ``write(folder)``, add links to every file of ``out`` that is not one of the
+    ``replaced`` names, and swap it in as ``out`` (see the module docstring). Returns ``out``."""
     out = check_output_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = doc.dumps()  # a non-finite number fails here, before any file exists
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
         os.chmod(staging, stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o777 & ~_umask())
-        (staging / BIAS_FILE).write_text(text + "\n", encoding="utf-8")
-        write_units_csv(staging / UNITS_FILE, doc)
-        if report:
-            write_report(doc, staging)
+        write(staging)
         if out.is_dir():
-            _link_user_files(out, staging)
+            _link_user_files(out, staging, replaced)
         with interrupts_deferred():
             swap_in(staging, out)
     finally:
@@ -153,5 +149,21 @@ def write_outputs(out: str | os.PathLike, doc: BiasDocument, report: bool = True
     return out
 
 
-__all__ = ["OUTPUT_FILES", "UNITS_FILE", "check_output_folder", "interrupts_deferred", "swap_in", "write_outputs",
-           "write_units_csv"]
+def write_outputs(out: str | os.PathLike, doc: BiasDocument, report: bool = True) -> Path:
+    """Write ``bias.json``, ``units.csv`` and (``report``) the plots and ``report.html`` for ``doc``, replacing
+    the previous outputs in ``out`` as a whole (see the module docstring). Returns ``out``."""
+    from lit_stbias.reports import write_report
+
+    text = doc.dumps()  # a non-finite number fails here, before any file exists
+
+    def write(staging: Path) -> None:
+        (staging / BIAS_FILE).write_text(text + "\n", encoding="utf-8")
+        write_units_csv(staging / UNITS_FILE, doc)
+        if report:
+            write_report(doc, staging)
+
+    return write_folder(out, write, OUTPUT_FILES)
+
+
+__all__ = ["OUTPUT_FILES", "UNITS_FILE", "check_output_folder", "interrupts_deferred", "swap_in", "write_folder",
+           "write_outputs", "write_units_csv"]

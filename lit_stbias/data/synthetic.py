@@ -13,6 +13,12 @@ Three tasks separate static from dynamic information by construction:
   order-aware one can reach 100%.
 * ``mixed`` — motion labels, but the scene matches the label in ``scene_bias`` of the clips (80% by default),
   so a model may cheat with static cues.
+* ``mixed-conflicting`` — the debiased held-out split of ``mixed``: every clip shows the scene tied to
+  *another* class, so the scene always points to a wrong label. A model that reads the scene scores 0%, one
+  that reads the motion 100%: the accuracy is the share of scene-motion conflicts the model resolves by
+  motion. Item ``i`` is item ``i`` of ``mixed`` with the same seed (label, object, motion and trajectory),
+  only the scene differs, so a model's accuracies on the two are a paired comparison. ``scene_bias`` plays
+  no part.
 """
 from __future__ import annotations
 
@@ -26,13 +32,20 @@ from lit_stbias.data.render import Trajectory, render_on_scene, to_tensor
 
 #: Motion classes; ``c ^ 1`` is the time reversal of class ``c``.
 MOTIONS = ("right", "left", "up", "down", "towards", "away", "rotate_cw", "rotate_ccw")
-TASKS = ("appearance", "motion", "mixed")
+TASKS = ("appearance", "motion", "mixed", "mixed-conflicting")
+#: tasks whose scene depends on the label (see :meth:`SyntheticVideos.describe`)
+SCENE_TASKS = ("mixed", "mixed-conflicting")
 SPRITE_FRACTION = 0.4  # sprite side relative to the frame
 
 
 def time_reversed_label(label: int) -> int:
     """The motion class a clip of class ``label`` becomes when played backwards."""
     return label ^ 1
+
+
+def tied_scene(label: int) -> int:
+    """The scene (index into ``imagery.SCENES``) tied to class ``label`` in the ``mixed`` tasks."""
+    return label % len(imagery.SCENES)
 
 
 def block_label(seed: int, index: int, num_classes: int) -> int:
@@ -86,15 +99,16 @@ class SyntheticVideos(Dataset):
     Items are ``{"video": (3, T, H, W) float in [0, 1], "label": int, "index": i}``.
 
     Args:
-        task: ``"appearance"``, ``"motion"`` or ``"mixed"`` (see the module docstring).
+        task: ``"appearance"``, ``"motion"``, ``"mixed"`` or ``"mixed-conflicting"`` (see the module docstring).
         num_videos: dataset length.
         num_frames, size: T and H = W.
         num_classes: appearance: how many object kinds (2 to ``len(imagery.object_catalogue())``, default 10);
-            motion/mixed: an even number up to 8 (default 8) so that time reversal keeps labels in the set.
+            the motion tasks: an even number up to 8 (default 8) so that time reversal keeps labels in the set.
         seed: changes every clip; two datasets with the same arguments are identical.
         camera_pan: the scene (and the object with it) drifts in a random direction; motion labels stay
             relative to the scene.
-        scene_bias: ``mixed`` only: the share of clips whose scene is the one tied to their label.
+        scene_bias: ``mixed`` only: the share of clips whose scene is the one tied to their label (the others
+            get a scene drawn uniformly, which may also be the tied one). ``mixed-conflicting`` ignores it.
 
     Example:
         >>> ds = SyntheticVideos("motion", num_videos=16, num_frames=8, size=32)
@@ -158,8 +172,11 @@ class SyntheticVideos(Dataset):
         else:
             obj, motion = catalogue[int(rng.integers(len(catalogue)))], label
         scene = int(rng.integers(n_scenes))
-        if self.task == "mixed" and rng.random() < self.scene_bias:
-            scene = label % n_scenes
+        if self.task in SCENE_TASKS and rng.random() < self.scene_bias:  # drawn for both: the same trajectory
+            scene = tied_scene(label)
+        if self.task == "mixed-conflicting":  # the scene of another class, from a generator of its own
+            other = int(np.random.default_rng([self.seed, index, 2]).integers(self.num_classes - 1))
+            scene = tied_scene((label + 1 + other) % self.num_classes)
         trajectory = sample_motion(rng, motion, self.num_frames, self.size, self.camera_pan)
         info = {"label": label, "object": obj, "motion": MOTIONS[motion], "scene": imagery.SCENES[scene],
                 "scene_index": scene, "trajectory": trajectory}

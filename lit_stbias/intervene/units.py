@@ -2,13 +2,16 @@
 channel sets of the same sizes for the control of an ablation or of StaticDropout."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 from torch import Tensor
 
 from lit_stbias.metrics import BiasResult
-from lit_stbias.metrics.result import unit_class_masks
+from lit_stbias.metrics.result import DYNAMIC, STATIC, unit_class_masks
+
+if TYPE_CHECKING:
+    from lit_stbias.analysis.document import BiasDocument
 
 
 def unit_classes(result: BiasResult, threshold: float | None = None) -> dict[str, Tensor]:
@@ -29,6 +32,35 @@ def unit_classes(result: BiasResult, threshold: float | None = None) -> dict[str
     """
     lam = result.threshold if threshold is None else float(threshold)
     return unit_class_masks(result.unit_scores.cpu(), result.dead_units.cpu(), lam)
+
+
+def document_unit_classes(doc: "BiasDocument", tap: str, threshold: float | None = None,
+                          where: str = "the bias document") -> dict[str, Tensor]:
+    """Unit classes of ``tap`` from a :class:`~lit_stbias.analysis.BiasDocument` (a ``bias.json``), at λ =
+    ``threshold`` (default: the document's).
+
+    With several measurement seeds each unit's two scores are averaged over the seeds first (every seed is
+    another sample of pairs of the same network), and a unit is dead only when it is dead in every seed. The
+    classification itself is :func:`unit_classes`' rule. ``ValueError`` (naming ``where``) for a tap the
+    document does not hold, or a document written without every unit's scores (a monitor's history entry).
+    """
+    if tap not in doc.taps:
+        raise ValueError(f"{where} has no tap {tap!r}; it holds {', '.join(doc.taps)}.")
+    runs = [doc.tap(tap, seed).get("unit_scores") for seed in doc.seeds]
+    if any(not isinstance(run, Mapping) for run in runs):
+        raise ValueError(f"{where} holds no unit scores for tap {tap!r} (it was written without them, e.g. a "
+                         "BiasMonitor history entry); measure the model with analyze.py, whose bias.json has them.")
+    scores = torch.zeros(2, len(runs[0]["dynamic"]), dtype=torch.float64)
+    dead = torch.ones(scores.shape[1], dtype=torch.bool)
+    try:
+        for run in runs:
+            scores[DYNAMIC] += torch.tensor(run["dynamic"], dtype=torch.float64)
+            scores[STATIC] += torch.tensor(run["static"], dtype=torch.float64)
+            dead &= torch.tensor(run["dead"], dtype=torch.bool)
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"{where}: the unit scores of tap {tap!r} are malformed ({err}).") from None
+    lam = doc.threshold if threshold is None else float(threshold)
+    return unit_class_masks((scores / len(runs)).float(), dead, lam)
 
 
 def random_unit_sets(classes: Mapping[str, Tensor], draws: int = 1, seed: int = 0) -> dict[str, list[Tensor]]:

@@ -10,6 +10,11 @@
 * ``train.py shuffle-experiment [--config configs/shuffle_experiment.yaml]``: every model on every task, on
   ordered and on shuffled frames, per training seed; a table of top-1 accuracy and its relative drop (mean and
   95% interval over the seeds; CSV, Markdown, JSON) and a bar chart with error bars.
+* ``train.py staticdropout-experiment [--config configs/staticdropout_experiment.yaml]``: baseline,
+  StaticDropout and random-dropout models on the synthetic ``mixed`` task per training seed; top-1 on the
+  biased validation clips and on the same clips with scenes that contradict their labels
+  (``synthetic:mixed-conflicting``), and the tap's static and dynamic units (mean and 95% interval over the
+  seeds), as a table and a chart.
 
 The experiments take their options from a function signature (jsonargparse): ``--config`` YAML,
 ``--print_config`` and defaults in ``--help`` work as for the LightningCLI subcommands.
@@ -392,9 +397,246 @@ def shuffle_experiment(
     return rows
 
 
+# -- the StaticDropout experiment ------------------------------------------------------------------------------
+#: the arms: no dropout, StaticDropout (drops the static set), and its control (a random set of the same size)
+DROPOUT_ARMS = ("baseline", "static", "random")
+DEBIASED_SPLIT = "synthetic:mixed-conflicting"
+UNIT_FACTORS = ("static", "dynamic", "joint")
+
+
+def dropout_callback(arm: str, tap: str, p: float, threshold: float, every_n_epochs: int, start_epoch: int,
+                     seed: int) -> dict[str, Any]:
+    """The StaticDropout callback of an arm, as a LightningCLI ``trainer.callbacks`` entry: its static set
+    measured by the run's BiasMonitor (on its fixed held-out pairs)."""
+    return {"class_path": "lit_stbias.lightning.StaticDropout", "init_args": {
+        "tap": tap, "p": p, "mode": arm, "static_units_from": "monitor", "every_n_epochs": every_n_epochs,
+        "start_epoch": start_epoch, "threshold": threshold, "seed": seed}}
+
+
+def evaluate_checkpoint(checkpoint: str, data: str | None = None, batch_size: int = 16) -> float:
+    """Top-1 of a checkpoint on its validation clips, or on ``data`` drawn at their settings (``analyze.py
+    ablate``'s evaluation with nothing silenced)."""
+    from lit_stbias.analysis.ablation import evaluate_model, evaluation_data
+    from lit_stbias.analysis.loading import load_model
+
+    loaded = load_model(ckpt=checkpoint)
+    evaluation = evaluation_data(loaded, loaded.clip, checkpoint, data)
+    return evaluate_model(loaded, evaluation, loaded.clip, batch_size=batch_size)
+
+
+def dropout_rows(runs: list[dict[str, Any]], num_classes: int) -> list[dict[str, Any]]:
+    """Per (model, arm): top-1 on the biased and the debiased split and the tap's unit counts, each as mean and
+    95% interval half-width over the seeds (:func:`seed_interval`), with the per-seed values."""
+    keys = ("top1", "top1_debiased", *(f"units_{f}" for f in UNIT_FACTORS), "dropped_units")
+    rows = []
+    for model in dict.fromkeys(r["model"] for r in runs):
+        for arm in DROPOUT_ARMS:
+            per_seed = [r for r in runs if r["model"] == model and r["arm"] == arm]
+            if not per_seed:
+                continue
+            row: dict[str, Any] = {"model": model, "arm": arm, "tap": per_seed[0]["tap"],
+                                   "num_seeds": len(per_seed), "seeds": [r["seed"] for r in per_seed]}
+            for key in keys:
+                values = [float(r[key]) for r in per_seed]
+                row[key], row[f"{key}_interval"] = seed_interval(values)
+                row[f"{key}_per_seed"] = values
+            row["chance"] = 1 / num_classes
+            rows.append(row)
+    return rows
+
+
+def dropout_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the StaticDropout experiment (mean ± 95% interval over the seeds)."""
+    n = rows[0]["num_seeds"]
+
+    def pm(row: dict[str, Any], key: str, scale: float = 1.0) -> str:
+        text = f"{scale * row[key]:.1f}"
+        return text + (f" ± {scale * row[key + '_interval']:.1f}" if n > 1 else "")
+
+    seeds = f"mean ± 95% interval over {n} training seeds (1.96·std/√n, population std)" if n > 1 else \
+        "one training seed"
+    lines = [f"{seeds}; top-1 on the validation clips of `mixed` (the scene matches the label in most clips) and on "
+             f"the same clips with a scene of another class (`{DEBIASED_SPLIT}`); units of the tap at the last "
+             f"epoch; dropped: the size of the set the arm drops from; chance {100 * rows[0]['chance']:.1f}%", "",
+             "| model | training | top-1 biased val | top-1 debiased | static units | dynamic units | joint units "
+             "| dropped set |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        dropped = pm(r, "dropped_units") if r["arm"] != "baseline" else "—"
+        lines.append(f"| {r['model']} | {r['arm']} | {pm(r, 'top1', 100)} | {pm(r, 'top1_debiased', 100)} | "
+                     f"{pm(r, 'units_static')} | {pm(r, 'units_dynamic')} | {pm(r, 'units_joint')} | {dropped} |")
+    return "\n".join(lines)
+
+
+def plot_dropout(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Left: top-1 on the biased validation clips (solid) and the debiased split (hatched) per arm; right: the
+    tap's static and dynamic units per arm. Error bars: the 95% interval over the training seeds."""
+    from lit_stbias.reports.style import COLORS, new_figure, save_figure
+
+    groups = [(r["model"], r["arm"]) for r in rows]
+    fig, (ax_acc, ax_units) = new_figure(11, 3.8, ncols=2)
+    x = np.arange(len(groups))
+    errors = dict(ecolor="black", capsize=2, error_kw={"elinewidth": 0.8})
+    arm_colors = {"baseline": "#8c8c8c", "static": COLORS["static"], "random": "#55a868"}
+    for i, r in enumerate(rows):
+        color = arm_colors[r["arm"]]
+        ax_acc.bar(i - 0.2, 100 * r["top1"], 0.38, yerr=100 * r["top1_interval"], color=color,
+                   label="biased validation" if i == 0 else None, **errors)
+        ax_acc.bar(i + 0.2, 100 * r["top1_debiased"], 0.38, yerr=100 * r["top1_debiased_interval"], color="white",
+                   edgecolor=color, hatch="///", label="debiased (scene of another class)" if i == 0 else None,
+                   **errors)
+        for k, factor in enumerate(("static", "dynamic")):
+            ax_units.bar(i + (k - 0.5) * 0.38, r[f"units_{factor}"], 0.38, yerr=r[f"units_{factor}_interval"],
+                         color=COLORS[factor], label=f"{factor} units" if i == 0 else None, **errors)
+    chance = 100 * rows[0]["chance"]
+    ax_acc.axhline(chance, color="black", lw=0.8, ls="--")
+    ax_acc.text(-0.45, chance + 1, "chance", va="bottom", ha="left", fontsize=8,
+                bbox=dict(facecolor="white", edgecolor="none", pad=1))
+    labels = [f"{arm}\n{model}" if len({m for m, _ in groups}) > 1 else arm for model, arm in groups]
+    for ax, label in ((ax_acc, "top-1 accuracy (%)"), (ax_units, f"units of {rows[0]['tap']}")):
+        ax.set_xticks(x, labels)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    ax_acc.set_ylim(0, 105)
+    handles: dict[str, Any] = {}  # one legend for both panels
+    for ax in (ax_acc, ax_units):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="outside right center", frameon=False, fontsize=8)
+    n = rows[0]["num_seeds"]
+    seeds = f"mean and 95% interval over {n} seeds" if n > 1 else "one seed"
+    fig.suptitle(f"StaticDropout on mixed: accuracy when the scene misleads, and the tap's units ({seeds})",
+                 fontsize=10)
+    return save_figure(fig, path)
+
+
+def staticdropout_experiment(
+    models: Union[str, list[str]] = "fast",
+    seeds: Union[str, int, list[int]] = "0,1,2",
+    tap: str = "stage5",
+    p: float = 0.5,
+    threshold: float = 0.5,
+    every_n_epochs: int = 1,
+    start_epoch: int = 1,
+    epochs: int = 8,
+    frames: int = 16,
+    size: int = 48,
+    num_videos: int = 1000,
+    val_videos: int = 256,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    num_classes: int = 2,
+    scene_bias: float = 0.8,
+    num_pairs: int = 64,
+    bias_every: int = 0,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+    wandb: bool = False,
+    out: str = "runs/staticdropout",
+) -> list[dict[str, Any]]:
+    """The StaticDropout experiment: baseline, StaticDropout and random-dropout models on synthetic mixed.
+
+    Per model and training seed, three trainings on ``mixed`` (motion labels; the scene matches the label in
+    ``scene_bias`` of the clips): no dropout; StaticDropout at ``tap`` (its static set measured by the run's
+    BiasMonitor on its held-out pairs, from ``start_epoch`` on and again every ``every_n_epochs``); and the
+    control, dropout of a random set of as many channels. Each final model is evaluated on the biased
+    validation clips and on the same clips with the scene of another class (synthetic:mixed-conflicting), and
+    its tap's units are those of the monitor's last measurement. Writes staticdropout_runs.csv (one line per
+    run), staticdropout_table.{csv,md,json} (mean and 95% interval over the seeds) and staticdropout_chart.png
+    into --out; every training is a normal run folder inside it.
+
+    Args:
+        models: comma-separated action models (tiny presets).
+        seeds: comma-separated training seeds; every (model, arm) is trained once per seed.
+        tap: the layer StaticDropout acts on and whose units are reported.
+        p: drop probability of each channel of the set, per sample and step.
+        threshold: λ that classifies the units.
+        every_n_epochs: re-estimate the static set every n epochs (0: once).
+        start_epoch: plain training before this epoch; the first estimate is made at its start.
+        epochs: training epochs.
+        frames: clip length (FastOnly sees all frames, SlowOnly every 4th).
+        size: frame side in pixels.
+        num_videos: synthetic training clips.
+        val_videos: synthetic validation clips (and clips of the debiased split).
+        batch_size: clips per batch.
+        lr: AdamW learning rate.
+        num_classes: motion classes (2: right vs left).
+        scene_bias: share of training and validation clips whose scene is the one tied to their label.
+        num_pairs: held-out pairs the BiasMonitor measures (and StaticDropout estimates from).
+        bias_every: the BiasMonitor also logs the tap's bias every n epochs (0: at the last epoch only, which
+            the table reports; StaticDropout's estimates are made whatever this is).
+        num_workers: data loader workers.
+        accelerator: Lightning accelerator (auto, cpu, gpu).
+        wandb: also log to W&B (offline unless WANDB_MODE says otherwise).
+        out: folder of the runs, the tables and the chart.
+    """
+    model_names = as_list(models, str, "models")
+    seed_list = as_list(seeds, int, "seeds")
+    if not 0 <= p < 1:
+        raise UsageError(f"--p {p}: the drop probability must be in [0, 1).")
+    if not 0 <= threshold <= 1:
+        raise UsageError(f"--threshold {threshold}: λ must be in [0, 1].")
+    if bias_every < 0:
+        raise UsageError(f"--bias_every {bias_every}: give a number of epochs >= 0 (0: the last epoch only).")
+    if every_n_epochs < 0 or not 0 <= start_epoch < epochs:
+        raise UsageError(f"--every_n_epochs {every_n_epochs} --start_epoch {start_epoch}: need every_n_epochs >= 0 "
+                         f"and 0 <= start_epoch < epochs ({epochs}).")
+    out_dir = Path(out)
+    schedule = dict(epochs=epochs, frames=frames, size=size, num_videos=num_videos, val_videos=val_videos,
+                    batch_size=batch_size, lr=lr, num_classes=num_classes, bias_every=bias_every or epochs,
+                    num_pairs=num_pairs,
+                    num_workers=num_workers, accelerator=accelerator, wandb=wandb, out=str(out_dir))
+    runs = []
+    for model in model_names:
+        for seed in seed_list:
+            for arm in DROPOUT_ARMS:
+                name = f"{model}-mixed-{arm}" + seed_suffix(seed, seed_list)
+                config = action_config(model, "mixed", name=name, seed=seed,
+                                       wandb_group=f"staticdropout-{model}-{arm}", **schedule)
+                config["data"]["init_args"]["scene_bias"] = scene_bias
+                config["bias"]["taps"] = [tap]
+                config["bias"]["thresholds"] = threshold
+                if arm != "baseline":
+                    config["trainer"]["callbacks"] = [dropout_callback(arm, tap, p, threshold, every_n_epochs,
+                                                                       start_epoch, seed)]
+                summary = run({"fit": config})
+                checkpoint = summary["last_checkpoint"]
+                units = summary["bias"][tap]["unit_counts"]
+                runs.append({
+                    "model": model, "arm": arm, "seed": seed, "tap": tap,
+                    "top1": evaluate_checkpoint(checkpoint, batch_size=batch_size),
+                    "top1_debiased": evaluate_checkpoint(checkpoint, DEBIASED_SPLIT, batch_size=batch_size),
+                    **{f"units_{f}": units[f] for f in UNIT_FACTORS},
+                    "dropped_units": summary["metrics"].get("static_dropout/static_units") or 0.0,
+                    "val_acc1": summary["metrics"].get("val/acc1"), "checkpoint": checkpoint,
+                })
+    rows = dropout_rows(runs, num_classes)
+    for row in rows:
+        row.update(epochs=epochs, frames=frames, size=size, p=p, threshold=threshold, scene_bias=scene_bias,
+                   every_n_epochs=every_n_epochs, start_epoch=start_epoch)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "staticdropout_runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(runs[0]))
+        writer.writeheader()
+        writer.writerows(runs)
+    flat = [{k: v for k, v in r.items() if not k.endswith("_per_seed") and k != "seeds"} for r in rows]
+    with open(out_dir / "staticdropout_table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+    table = dropout_table(rows)
+    (out_dir / "staticdropout_table.md").write_text(table + "\n")
+    (out_dir / "staticdropout_table.json").write_text(json.dumps(rows, indent=1, allow_nan=False))
+    chart = plot_dropout(rows, out_dir / "staticdropout_chart.png")
+    print(f"\n{table}\n\ntable: {out_dir / 'staticdropout_table.csv'}, {out_dir / 'staticdropout_table.md'}\n"
+          f"chart: {chart}")
+    return rows
+
+
 # -- the command line ------------------------------------------------------------------------------------------
 #: train.py's own subcommands, next to LightningCLI's fit, validate and test
-EXPERIMENTS: dict[str, Callable[..., Any]] = {"default": default_experiment, "shuffle-experiment": shuffle_experiment}
+EXPERIMENTS: dict[str, Callable[..., Any]] = {"default": default_experiment, "shuffle-experiment": shuffle_experiment,
+                                              "staticdropout-experiment": staticdropout_experiment}
 
 
 def experiment_parser(name: str) -> ArgumentParser:
@@ -409,7 +651,8 @@ def experiment_parser(name: str) -> ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``train.py`` and ``lit-stbias-train``: fit, validate, test (LightningCLI), default, shuffle-experiment.
+    """``train.py`` and ``lit-stbias-train``: fit, validate, test (LightningCLI), default, shuffle-experiment,
+    staticdropout-experiment.
     A usage error, or bad input the library refuses (``ValueError``, ``FileNotFoundError``), is one line on
     stderr and exit code 2; Ctrl-C is one line saying how to resume, and exit code 130."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -437,6 +680,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-__all__ = ["EXPERIMENTS", "action_config", "as_list", "default_experiment", "experiment_parser", "main",
-           "plot_shuffle", "relative_drop", "seed_interval", "seed_summary", "seed_table", "shuffle_experiment",
-           "shuffle_rows", "shuffle_table"]
+__all__ = ["DEBIASED_SPLIT", "DROPOUT_ARMS", "EXPERIMENTS", "action_config", "as_list", "default_experiment",
+           "dropout_callback", "dropout_rows", "dropout_table", "evaluate_checkpoint", "experiment_parser", "main",
+           "plot_dropout", "plot_shuffle", "relative_drop", "seed_interval", "seed_summary", "seed_table",
+           "shuffle_experiment", "shuffle_rows", "shuffle_table", "staticdropout_experiment"]
