@@ -157,7 +157,9 @@ def measure_parser() -> ArgumentParser:
     model = p.add_argument_group("model")
     model.add_argument("--model", type=Optional[str], default=None,
                        help="zoo model name (see --list-models) or a user model package.module:factory")
-    model.add_argument("--preset", type=Literal["tiny", "full"], default="tiny", help="zoo model size")
+    model.add_argument("--preset", type=Optional[str], default=None,
+                       help="zoo model size: tiny (the default), full, or another published size the model offers "
+                            "(x3d: xs, s, m, l); a pytorchvideo name such as x3d_m brings its own")
     model.add_argument("--ckpt", type=Optional[str], default=None,
                        help="checkpoint: a Lightning checkpoint of this project (brings its model and clip settings), "
                             "or a state dict / published checkpoint with --model")
