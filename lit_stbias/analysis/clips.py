@@ -181,7 +181,7 @@ class ClipSettings:
         """
         given = [name for name in VIDEO_ONLY if getattr(self, name) is not None]
         if given and (synthetic or vos):
-            what = "synthetic sources draw whole clips" if synthetic else "VOS sources are read frame by frame"
+            what = "VOS sources are read frame by frame" if vos else "synthetic sources draw whole clips"
             raise ValueError(f"{', '.join(_option(n) for n in given)}: {what}; these options apply to action "
                              "videos in folders (and samples).")
         values: dict[str, Any] = {"temporal_stride": self.stride(),

@@ -32,7 +32,7 @@ from lit_stbias.analysis.document import DEFAULT_THRESHOLDS, BiasDocument
 from lit_stbias.analysis.intervals import check_method
 from lit_stbias.data import uniform_subsample
 from lit_stbias.metrics import BiasResult
-from lit_stbias.pairs import ActionPairs, VOSPairs, get_style, item_generator, load_styles, pair_loader
+from lit_stbias.pairs import STYLES, ActionPairs, VOSPairs, item_generator, load_styles, pair_loader
 from lit_stbias.pairs.datasets import ActionClips, action_views
 from lit_stbias.pairs.texler import GeneratorStep
 from lit_stbias.probe import BiasProbe
@@ -76,8 +76,9 @@ def make_pairs(items: Dataset, model: nn.Module, clip: ClipSettings, seed: int,
 
 
 def runs_network(style: str) -> bool:
-    """Whether a registered style runs a network (a Texler generator), best applied on the model's device."""
-    return any(isinstance(step, GeneratorStep) for step in get_style(style).steps)
+    """Whether a registered style runs a network (a Texler generator), best applied on the model's device
+    (``False`` for the names a pre-stylized dataset brings, which are not registered styles)."""
+    return style in STYLES and any(isinstance(step, GeneratorStep) for step in STYLES[style].steps)
 
 
 def windowed_pathways(spec: Any, clip: ClipSettings) -> list[int] | None:
