@@ -258,13 +258,18 @@ class ProbeSession:
             from lit_stbias.data import from_spec
 
             kwargs = self.clip.source_kwargs(self.data, vos, seed)
-            sampling = self.clip.sampling(seed, whole_window=bool(windowed_pathways(self.input_spec, self.clip)))
             key = tuple(sorted(kwargs.items()))
-            if key not in self._sources:
-                self._sources[key] = from_spec(self.data, **kwargs, **({"sampling": sampling} if sampling else {}))
+            if self.clip.window is not None:  # video folders: indexed once, windows drawn per seed
+                if (key, seed) not in self._sources:
+                    sampling = self.clip.sampling(seed, whole_window=bool(windowed_pathways(self.input_spec,
+                                                                                            self.clip)))
+                    if key not in self._sources:
+                        self._sources[key] = from_spec(self.data, **kwargs, sampling=sampling)
+                    self._sources[key, seed] = _sampled(self._sources[key], sampling)
+                key = (key, seed)
+            elif key not in self._sources:
+                self._sources[key] = from_spec(self.data, **kwargs)
             source = self._sources[key]
-            if sampling is not None and hasattr(source, "sampling"):
-                source = _sampled(source, sampling)
         name = self.name
         if vos:
             if hasattr(source, "frames"):
@@ -413,7 +418,7 @@ def _prestylized(data: str | Dataset) -> bool:
 def _sampled(source: Dataset, sampling: Any) -> Dataset:
     """The indexed video folder ``source`` cutting its clips with ``sampling`` (another seed's windows): a
     shallow copy, so the videos are not probed again."""
-    if source.sampling is sampling:
+    if getattr(source, "sampling", sampling) is sampling:
         return source
     copy_ = copy.copy(source)
     copy_.sampling = sampling
