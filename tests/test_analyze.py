@@ -204,7 +204,9 @@ def test_lightning_checkpoint_carries_its_model_and_clip_sampling(tmp_path):
     doc = json.loads((out / "bias.json").read_text())
     assert doc["model"] == "slow" and doc["checkpoint"] == str(ckpt) and doc["clip"]["temporal_stride"] == 4
     assert doc["clip"] == {"num_frames": 16, "size": 48, "temporal_stride": 4, "task_classes": 2, "scene_bias": 0.3,
-                           "camera_pan": None, "data_seed": None, "num_videos": 4}
+                           "camera_pan": None, "data_seed": None, "num_videos": 4, "sampling_rate": None,
+                           "window": None, "annotations": None, "cycle": None, "fps": None, "short_side": None,
+                           "styles": None}  # synthetic clips are read whole: no window
     # an option on the command line wins over the checkpoint
     assert analyze.main(["--ckpt", str(ckpt), "--data", "synthetic:motion", "--num-pairs", "4", "--layers", "stage5",
                          "--size", "32", "--no-progress", "--out", str(out)]) == 0

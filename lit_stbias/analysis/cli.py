@@ -158,7 +158,9 @@ def measure_parser() -> ArgumentParser:
     model = p.add_argument_group("model")
     model.add_argument("--model", type=Optional[str], default=None,
                        help="zoo model name (see --list-models) or a user model package.module:factory")
-    model.add_argument("--preset", type=Literal["tiny", "full"], default="tiny", help="zoo model size")
+    model.add_argument("--preset", type=Optional[str], default=None,
+                       help="zoo model size: tiny (the default), full, or another published size the model offers "
+                            "(x3d: xs, s, m, l); a pytorchvideo name such as x3d_m brings its own")
     model.add_argument("--ckpt", type=Optional[str], default=None,
                        help="checkpoint: a Lightning checkpoint of this project (brings its model and clip settings), "
                             "or a state dict / published checkpoint with --model")
@@ -228,12 +230,19 @@ def compare_parser() -> ArgumentParser:
 
 
 def center_bias_parser() -> ArgumentParser:
-    p = _parser(f"{PROG} center-bias", "Mean ground-truth mask of a VOS dataset and how centred its objects are.")
-    p.add_argument("--data", type=str, required=True, help="synthetic-vos[:centred|:diffuse] or a DAVIS-like folder")
-    p.add_argument("--num-videos", type=int, default=32, help="videos of a synthetic dataset")
-    p.add_argument("--size", type=int, default=64, help="frame side")
-    p.add_argument("--seed", type=int, default=0, help="synthetic data seed")
+    p = _parser(f"{PROG} center-bias", "The sum and the mean of a VOS dataset's ground-truth masks at its own frame "
+                                       "size (the paper's Fig. 7) and how centred its objects are.")
+    p.add_argument("--data", type=str, required=True,
+                   help="synthetic-vos[:centred|:diffuse], a DAVIS-like folder or a Stylized DAVIS folder")
+    p.add_argument("--num-videos", type=int, default=32, help="synthetic data: videos drawn")
+    p.add_argument("--size", type=Optional[int], default=None,
+                   help="synthetic data: frame side (default 64); folders are summed at their own frame size")
+    p.add_argument("--seed", type=int, default=0, help="synthetic data: seed")
+    p.add_argument("--resize", type=Optional[str], default=None,
+                   help="H,W: resize every mask to this size first (nearest neighbour), as the release does for "
+                        "datasets of several resolutions (its map is 480,854); default: never resized")
     p.add_argument("--out", type=str, required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -338,39 +347,54 @@ def run_compare(argv: list[str]) -> int:
     return 0
 
 
-def mean_mask(data: str, num_videos: int = 32, size: int = 64, seed: int = 0):
-    """The mean ground-truth mask over every frame of a VOS dataset, as a (H, W) numpy array in [0, 1]."""
+def parse_size(value: str | None, option: str) -> tuple[int, int] | None:
+    """``H,W`` (positive integers) or None."""
+    if value is None:
+        return None
+    try:
+        h, w = (int(x) for x in str(value).split(","))
+    except ValueError:
+        raise UsageError(f"{option} {value!r}: give the height and width, e.g. 480,854.") from None
+    if h < 1 or w < 1:
+        raise UsageError(f"{option} {value!r}: the height and width must be positive.")
+    return h, w
+
+
+def mask_source(data: str, num_videos: int = 32, size: int | None = None, seed: int = 0):
+    """The VOS dataset whose masks ``center-bias`` adds up: synthetic VOS videos, or a DAVIS-like / Stylized DAVIS
+    folder read at its own frame size."""
     from lit_stbias.data import from_spec
 
-    kwargs: dict[str, Any] = {"size": size}
-    if data.startswith("synthetic"):
-        kwargs.update(num_videos=num_videos, seed=seed)
+    synthetic = data.startswith("synthetic")
+    if size is not None and not synthetic:
+        raise UsageError(f"--size sets the side of synthetic frames; {data} is summed at its own frame size "
+                         "(--resize H,W resizes every mask).")
+    kwargs: dict[str, Any] = {"num_videos": num_videos, "size": size or 64, "seed": seed} if synthetic else {}
     source = from_spec(data, **kwargs)
-    if not hasattr(source, "frames"):
-        raise ValueError(f"{data!r} has no masks: use synthetic-vos[:centred|:diffuse] or a DAVIS-like folder.")
-    frames = source.frames()
-    if len(frames) == 0:
-        raise ValueError(f"{data!r} holds no annotated frames.")
-    total = None
-    for i in range(len(frames)):
-        mask = frames[i]["mask"].float().reshape(frames[i]["mask"].shape[-2:])
-        total = mask if total is None else total + mask
-    return (total / len(frames)).numpy()
+    if not hasattr(source, "frames") and getattr(source, "kind", None) != "stylized-vos":
+        raise ValueError(f"{data!r} has no masks: use synthetic-vos[:centred|:diffuse], a DAVIS-like folder or a "
+                         "Stylized DAVIS folder.")
+    return source
 
 
 def run_center_bias(argv: list[str]) -> int:
     from lit_stbias.analysis.outputs import check_output_folder
-    from lit_stbias.reports import plot_center_bias
-    from lit_stbias.reports.doc import atomic_write
+    from lit_stbias.data import mask_sum
+    from lit_stbias.reports.center_bias import write_center_bias
 
     args = center_bias_parser().parse_args(argv)
+    resize = parse_size(args.resize, "--resize")
     out = check_output_folder(args.out)
-    mask = mean_mask(args.data, num_videos=args.num_videos, size=args.size, seed=args.seed)
-    stats = plot_center_bias(mask, out / "center_bias.png", title=f"Mean ground-truth mask: {args.data}")
-    stats = {"data": args.data, **stats, "path": str(stats["path"])}
-    atomic_write(out / "center_bias.json", json.dumps(stats, indent=2, allow_nan=False))
-    print(json.dumps(stats))
-    print(f"wrote {out}/center_bias.png and center_bias.json")
+    source = mask_source(args.data, num_videos=args.num_videos, size=args.size, seed=args.seed)
+    try:
+        summed = mask_sum(source, size=resize, progress=not args.no_progress)
+    except ValueError as err:
+        hint = " (analyze.py center-bias: --resize H,W)" if "size=(H, W)" in str(err) else ""
+        raise ValueError(f"{err}{hint}") from None
+    summary = write_center_bias(summed.total, summed.frames, out, data=args.data)
+    print(json.dumps({k: v for k, v in summary.items() if k != "files"}))
+    print(f"wrote {out}/mask_sum.png, mask_sum.npy, mask_mean.png, center_bias.png and center_bias.json "
+          f"({summary['height']} x {summary['width']}, {summary['frames']} frames)")
     return 0
 
 
@@ -516,5 +540,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["COMMANDS", "ablate_parser", "main", "mean_mask", "measure_parser", "parse_devices", "parse_thresholds",
-           "run_ablate", "run_measure"]
+__all__ = ["COMMANDS", "ablate_parser", "main", "mask_source", "measure_parser", "parse_devices",
+           "parse_thresholds", "run_ablate", "run_measure"]

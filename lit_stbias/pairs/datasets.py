@@ -21,7 +21,14 @@ from torch.utils.data._utils.collate import default_collate
 
 from lit_stbias.data import VideoReadError
 from lit_stbias.pairs.flow import flow_to_rgb
-from lit_stbias.pairs.views import make_action_views, make_vos_views, random_style_pair, views_from_styled
+from lit_stbias.pairs.stylize import check_video, stylize
+from lit_stbias.pairs.views import (
+    make_action_views,
+    make_vos_views,
+    random_style_pair,
+    shuffle_permutation,
+    views_from_styled,
+)
 
 #: source keys copied into pair items when present (what reports need to name and score a video)
 PASSTHROUGH_KEYS = ("label", "video_id")
@@ -128,6 +135,65 @@ class ActionPairs(Dataset):
         return {**views, "index": index, "styles": (a, b), **_metadata(item)}
 
 
+class ActionClips(ActionPairs):
+    """:class:`ActionPairs` with the stylization left for later, so it can run batched on the model's device
+    (a stylization network such as a Texler generator costs far more there than in a DataLoader worker).
+
+    Item i is the clip as ``ActionPairs`` would stylize it (after ``pathways``) with everything ``ActionPairs``
+    draws for it, from the same generator in the same order: ``{"clip", "styles": (a, b), "orders", "index": i}``
+    (+ ``"label"``, ``"video_id"``), ``orders`` being each pathway's frame order for the static view.
+    :func:`action_views` turns a batch of them into the views, equal to ``ActionPairs``' items. Pre-stylized
+    items need no stylization and come as ``ActionPairs`` gives them.
+    """
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = _read(self.source, index)
+        if isinstance(item, Mapping) and ("skipped" in item or "styled" in item):
+            return item if "skipped" in item else super().__getitem__(index)
+        item = _require(item, ("video",), "ActionClips source")
+        generator = item_generator(self.seed, index)
+        styles = random_style_pair(generator, self.styles)
+        clip = self._split(item["video"])
+        pathways = [clip] if isinstance(clip, Tensor) else list(clip)
+        for i, pathway in enumerate(pathways):
+            check_video(pathway, "video" if len(pathways) == 1 else f"video pathway {i}")
+        orders = [shuffle_permutation(p.shape[-3], generator) for p in pathways]  # as views_from_styled draws
+        if isinstance(clip, Tensor):
+            orders = orders[0]
+        return {"clip": clip, "styles": styles, "orders": orders, "index": index, **_metadata(item)}
+
+
+def action_views(batch: Mapping[str, Any], device: torch.device | str | None = None) -> dict[str, Any]:
+    """The anchor / dynamic / static views of a batch of :class:`ActionClips` items, made on ``device``.
+
+    Every style is applied once to all the clips that need it (one batched :func:`stylize` per style and
+    pathway), the dynamic view takes the second style of each item and the static view is the anchor in the
+    item's drawn frame order; other keys are kept. The views are those ``ActionPairs`` gives for the same items
+    (to float rounding where a style is a network run on batches of another size).
+    """
+    clips = batch["clip"]
+    single = isinstance(clips, Tensor)
+    pathways = [clips] if single else list(clips)
+    orders = [batch["orders"]] if single else list(batch["orders"])
+    pathways = [p.to(device) if device is not None else p for p in pathways]
+    pairs = [tuple(pair) for pair in batch["styles"]]
+    anchor = [torch.empty_like(p) for p in pathways]
+    dynamic = [torch.empty_like(p) for p in pathways]
+    for style in dict.fromkeys(s for pair in pairs for s in pair):
+        rows = [i for i, pair in enumerate(pairs) if style in pair]
+        for k, clip in enumerate(pathways):
+            styled = stylize(clip[rows], style)
+            for j, i in enumerate(rows):
+                if pairs[i][0] == style:
+                    anchor[k][i] = styled[j]
+                if pairs[i][1] == style:
+                    dynamic[k][i] = styled[j]
+    static = [torch.stack([a[i][:, order[i].to(a.device)] for i in range(len(a))]) for a, order in zip(anchor, orders)]
+    views = {"anchor": anchor, "dynamic": dynamic, "static": static}
+    views = {key: value[0] if single else value for key, value in views.items()}
+    return {**{k: v for k, v in batch.items() if k not in ("clip", "orders")}, **views}
+
+
 class VOSPairs(Dataset):
     """Anchor / dynamic / static (rgb, flow image) views of every frame of ``source`` (see :func:`make_vos_views`).
 
@@ -210,5 +276,5 @@ def pair_loader(
     return DataLoader(share, batch_size=batch_size, shuffle=False, num_workers=num_workers, **loader_kwargs)
 
 
-__all__ = ["PASSTHROUGH_KEYS", "ActionPairs", "VOSPairs", "collate_pairs", "item_generator", "pair_loader",
-           "skipped_item"]
+__all__ = ["PASSTHROUGH_KEYS", "ActionClips", "ActionPairs", "VOSPairs", "action_views", "collate_pairs",
+           "item_generator", "pair_loader", "skipped_item"]

@@ -1,7 +1,9 @@
-"""How centred the objects of a video-segmentation dataset are, from its mean ground-truth mask.
+"""How centred the objects of a video-segmentation dataset are, from the sum of its ground-truth masks.
 
 A dataset whose objects sit in the middle of the frame lets a model segment well from position alone, a
-static cue; the numbers here say how strong that cue is.
+static cue; the numbers here say how strong that cue is. :func:`write_center_bias` writes the paper's Fig. 7
+map (the sum of the binary masks at full frame size, as the release's ``misc/estimate_dataset_centerbias.py``
+draws it), the mean mask, an annotated heat map and these numbers.
 
 Definitions, for a mean mask m over an H x W image with mass p = m / sum(m), pixel (i, j) at its index,
 centre c = ((H - 1) / 2, (W - 1) / 2) and half-diagonal R = sqrt(H^2 + W^2) / 2:
@@ -18,12 +20,16 @@ centre c = ((H - 1) / 2, (W - 1) / 2) and half-diagonal R = sqrt(H^2 + W^2) / 2:
 """
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from lit_stbias.reports.doc import atomic_write
 from lit_stbias.reports.style import new_figure, save_figure
 
 UNIFORM_SPREAD = (math.sqrt(2) + math.asinh(1)) / (3 * math.sqrt(2))
@@ -92,3 +98,54 @@ def plot_center_bias(mean_mask, path: str | os.PathLike, title: str = "Mean grou
     ax.set_xticks([])
     ax.set_yticks([])
     return {**stats, "path": save_figure(fig, path)}
+
+
+def save_mask_image(image, path: str | os.PathLike, vmin: float | None = None, vmax: float | None = None) -> Path:
+    """A (H, W) map as an 8-bit grey PNG of the same size, one image pixel per map pixel: ``vmin`` black,
+    ``vmax`` white (default: the map's minimum and maximum, as matplotlib's ``imshow(..., cmap="gray")`` scales
+    the release's Fig. 7)."""
+    from PIL import Image
+
+    array = np.asarray(image, dtype=np.float64)
+    if array.ndim != 2 or not np.isfinite(array).all():
+        raise ValueError(f"a mask image must be a finite (H, W) map, got shape {array.shape}")
+    lo = float(array.min()) if vmin is None else float(vmin)
+    hi = float(array.max()) if vmax is None else float(vmax)
+    scaled = (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8), mode="L").save(buffer, format="PNG")
+    return atomic_write(path, buffer.getvalue())
+
+
+def write_center_bias(total, frames: int, out: str | os.PathLike, data: str = "") -> dict:
+    """Write the centre-bias outputs of a dataset whose binary masks add up to ``total`` (H, W) over ``frames``
+    annotated frames (``lit_stbias.data.mask_sum``) into the folder ``out``, at the masks' own size:
+
+    - ``mask_sum.png``: the sum, as the paper's Fig. 7 shows it (grey, least-covered pixel black, most-covered
+      white); ``mask_sum.npy``: the sums themselves (float64);
+    - ``mask_mean.png``: the mean mask on an absolute scale (black: never object, white: object in every frame);
+    - ``center_bias.png``: the mean mask as a heat map with the central half-area box and the centroid;
+    - ``center_bias.json``: ``data``, ``frames``, ``height``, ``width``, ``max_sum``, the numbers of
+      :func:`center_bias_stats` and the files written.
+
+    Returns the JSON's content.
+    """
+    total = np.asarray(total, dtype=np.float64)
+    if frames < 1:
+        raise ValueError(f"no annotated frame to sum (frames={frames})")
+    mean = _as_mask(total / frames)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.save(buffer, total)
+    files = {"sum_image": save_mask_image(total, out / "mask_sum.png"),
+             "sum_array": atomic_write(out / "mask_sum.npy", buffer.getvalue()),
+             "mean_image": save_mask_image(mean, out / "mask_mean.png", vmin=0.0, vmax=1.0)}
+    h, w = mean.shape
+    stats = plot_center_bias(mean, out / "center_bias.png",
+                             title=f"Mean ground-truth mask{': ' + data if data else ''} ({h} x {w}, {frames} frames)")
+    summary = {"data": data, "frames": int(frames), "height": h, "width": w, "max_sum": float(total.max()),
+               **{k: v for k, v in stats.items() if k != "path"}, "path": str(stats["path"]),
+               "files": {k: str(v) for k, v in files.items()}}
+    atomic_write(out / "center_bias.json", json.dumps(summary, indent=2, allow_nan=False))
+    return summary
