@@ -123,12 +123,12 @@ class SyntheticVOS(Dataset):
         frames, alpha = render_on_scene(rng, scene, sprite, motion, self.size)
         masks = (alpha > 0.5).astype(np.float32)
         # played backwards, step s goes from frame T-1-s to T-2-s: reversed, entry t-1 is the flow t -> t-1
-        backward = exact_flow(motion.reversed(), masks[::-1])[::-1]
+        backward = exact_flow(motion.reversed(), masks[::-1])[::-1].copy()  # a copy has positive strides
         return {
             "frames": to_tensor(frames, 3, 0, 1, 2),
             "masks": to_tensor(masks),
             "flow": to_tensor(exact_flow(motion, masks), 1, 0, 2, 3),
-            "flow_bw": to_tensor(np.ascontiguousarray(backward), 1, 0, 2, 3),
+            "flow_bw": to_tensor(backward, 1, 0, 2, 3),
             "index": index,
         }
 
