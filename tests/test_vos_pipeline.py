@@ -1,9 +1,14 @@
 """The VOS pipeline for every published network: views built by the one pair-kind rule (one frame, or RTNet's
 two frames with forward and backward flow), synthetic backward flow, Stylized DAVIS pairs over repetitions,
 training each tiny network through VOSModule, and the fixed-blob baseline."""
+import csv
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from lightning.pytorch import Trainer, seed_everything
 from PIL import Image
 from torch.utils.data import Subset
@@ -11,6 +16,15 @@ from torch.utils.data import Subset
 from lit_stbias.data import STYLIZED_DAVIS_STYLES, DavisLike, StylizedDavis, SyntheticVOS, farneback_flow
 from lit_stbias.data.vos import BackwardFlowFrames, partner_offset
 from lit_stbias.lightning import VOSDataModule, VOSModule
+from lit_stbias.lightning.experiments import (
+    VOS_SCHEDULES,
+    main,
+    seed_interval,
+    vos_config,
+    vos_experiment,
+    vos_rows,
+    vos_table,
+)
 from lit_stbias.lightning.vos import blob_baseline, frame_jaccard
 from lit_stbias.models import InputSpec, build, load_weights
 from lit_stbias.pairs import flow_to_rgb, item_generator, pair_loader, stylize_image
@@ -347,3 +361,58 @@ def test_frame_jaccard_counts_two_empty_masks_as_perfect():
     j = frame_jaccard(torch.stack([empty, full, half]), torch.stack([empty, half, empty]))
     assert j.tolist() == [1.0, 0.5, 0.0]
 
+
+
+# ------------------------------------------------------------------------------------------------- the experiment
+
+
+def test_vos_experiment_trains_measures_and_writes_the_table(tmp_path, capsys):
+    out = tmp_path / "vos"
+    rows = vos_experiment(models="fusionseg", data="diffuse", seeds="0", epochs=1, num_videos=2, val_videos=1,
+                          num_frames=4, size=SIZE, batch_size=4, out=str(out))
+    assert [(r["model"], r["data"], r["seeds"]) for r in rows] == [("fusionseg", "diffuse", [0])]
+    assert 0.0 <= rows[0]["j_mean"]["mean"] <= 1.0 and 0.0 <= rows[0]["baseline_j_mean"]["mean"] <= 1.0
+    with open(out / "vos_runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert len(runs) == 1 and Path(runs[0]["last_checkpoint"]).is_file() and float(runs[0]["cpu_seconds"]) > 0
+    # the baseline is the blob's J on the frames the network was validated on
+    data = VOSDataModule("synthetic-vos:diffuse", num_videos=2, val_videos=1, num_frames=4, size=SIZE, seed=0)
+    data.setup("fit")
+    assert float(runs[0]["baseline_j_mean"]) == blob_baseline(data.train_source, data.val_source).j_mean
+    assert (out / "vos_table.md").read_text().startswith("validation J-mean (%), one training seed")
+    assert json.loads((out / "vos_table.json").read_text())[0]["j_mean"]["values"] == [float(runs[0]["j_mean"])]
+    assert "vos_table.md" in capsys.readouterr().out
+
+
+def test_vos_rows_give_mean_and_interval_over_seeds():
+    runs = [{"model": "matnet", "data": "centred", "seed": s, "j_mean": j, "baseline_j_mean": 0.4,
+             "cpu_seconds": 100.0 + s} for s, j in enumerate([0.7, 0.8, 0.9])]
+    (row,) = vos_rows(runs)
+    assert row["seeds"] == [0, 1, 2]
+    assert (row["j_mean"]["mean"], row["j_mean"]["interval"]) == pytest.approx(seed_interval([0.7, 0.8, 0.9]))
+    assert row["baseline_j_mean"]["interval"] == pytest.approx(0.0)
+    assert "| matnet | centred | 80.0 ± 9.2 | 40.0 ± 0.0 | 101 ± 1 |" in vos_table([row])
+
+
+@pytest.mark.parametrize("option, fragment", [(["--models", "fusionseg,slow"], "--models slow: not a VOS network"),
+                                              (["--data", "tao"], "--data tao: unknown synthetic VOS placement"),
+                                              (["--seeds", "0,x"], "--seeds 0,x")])
+def test_vos_experiment_usage_errors_are_one_line(option, fragment, tmp_path, capsys):
+    assert main(["vos-experiment", *option, "--out", str(tmp_path / "vos")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and fragment in err and not (tmp_path / "vos").exists()
+
+
+@pytest.mark.parametrize("model", list(VOS_SCHEDULES))
+@pytest.mark.parametrize("placement", ["centred", "diffuse"])
+def test_vos_configs_carry_the_measured_schedules(model, placement):
+    config = Path(__file__).resolve().parents[1] / "configs" / f"{model}_{placement}.yaml"
+    settings = yaml.safe_load(config.read_text())
+    schedule = VOS_SCHEDULES[model]
+    assert settings["model"]["init_args"]["model_name"] == model
+    assert settings["model"]["init_args"]["lr"] == schedule["lr"]
+    assert settings["trainer"]["max_epochs"] == schedule["epochs"]
+    assert settings["data"]["init_args"]["data"] == f"synthetic-vos:{placement}"
+    experiment = vos_config(model, placement, **schedule)["data"]["init_args"]  # the experiment's data, too
+    for key in ("num_videos", "val_videos", "num_frames", "size", "batch_size"):
+        assert settings["data"]["init_args"][key] == experiment[key], key

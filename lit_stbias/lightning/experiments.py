@@ -50,8 +50,8 @@ VOS_MODELS = ("fusionseg", "matnet", "rtnet")
 #: clearly better than the fixed-blob baseline on the shared 2-core CPU (docs/training.md)
 VOS_SCHEDULES = {
     "fusionseg": {"epochs": 8, "lr": 2e-3},
-    "matnet": {"epochs": 8, "lr": 2e-3},
-    "rtnet": {"epochs": 4, "lr": 2e-3},
+    "matnet": {"epochs": 5, "lr": 2e-3},
+    "rtnet": {"epochs": 2, "lr": 2e-3},
 }
 
 
