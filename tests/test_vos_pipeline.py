@@ -15,7 +15,7 @@ from torch.utils.data import Subset
 
 from lit_stbias.data import STYLIZED_DAVIS_STYLES, DavisLike, StylizedDavis, SyntheticVOS, farneback_flow
 from lit_stbias.data.vos import BackwardFlowFrames, partner_offset
-from lit_stbias.lightning import VOSDataModule, VOSModule
+from lit_stbias.lightning import BiasMonitor, VOSDataModule, VOSModule
 from lit_stbias.lightning.experiments import (
     VOS_SCHEDULES,
     main,
@@ -313,6 +313,20 @@ def test_one_training_step_of_each_network(name, tmp_path):
     trainer.test(module, data, verbose=False)
     assert 0.0 <= float(trainer.callback_metrics["test/j_mean"]) <= 1.0
 
+
+def test_the_bias_monitor_measures_rtnet_during_training(tmp_path):
+    """The monitor's pairs come from the DataModule's frames through the module: RTNet's views, both frames."""
+    seed_everything(0)
+    module = VOSModule("rtnet")
+    data = VOSDataModule("synthetic-vos:diffuse", num_videos=2, val_videos=1, num_frames=4, size=SIZE, batch_size=2)
+    monitor = BiasMonitor(taps=["fusion.layer1", "mot.layer4"], num_pairs=2, batch_size=2, plot=False)
+    trainer = Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, logger=False, callbacks=[monitor],
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      num_sanity_val_steps=0, default_root_dir=str(tmp_path))
+    trainer.fit(module, data)
+    measured = monitor.history[-1]["taps"]
+    assert set(measured) == {"fusion.layer1", "mot.layer4"}
+    assert measured["fusion.layer1"]["num_pairs"] == {"dynamic": 4, "static": 4}  # 2 pairs x 2 frames
 
 def test_the_published_fusionseg_head_is_the_default_so_release_files_load(tmp_path):
     """FusionSeg's release has a 2-class head; VOSModule keeps it, so a file in the release's format loads."""
