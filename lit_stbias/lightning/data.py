@@ -19,6 +19,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from lit_stbias.data import from_spec
+from lit_stbias.pairs.vos_pairs import VOSInputs, vos_frames
 
 VAL_SEED_OFFSET = 1000  # synthetic validation clips come from seed + this: never a training clip
 TEST_SEED_OFFSET = 2000  # and test clips from seed + this: neither a training nor a validation clip
@@ -188,15 +189,22 @@ class ActionDataModule(VideoDataModule):
 
 
 class VOSDataModule(VideoDataModule):
-    """Per-frame (frame, flow, mask) items for :class:`~lit_stbias.lightning.VOSModule`.
+    """Per-frame VOS items for :class:`~lit_stbias.lightning.VOSModule`, in the model's input form.
+
+    The sources (``train_source``, ``val_source``, ``test_source``) hold per-frame items with what the model
+    in training needs (:func:`~lit_stbias.pairs.vos_pairs.vos_frames`: RTNet's also carry the backward flow
+    and the partner frame); the loaders turn them into the network's inputs
+    (:class:`~lit_stbias.pairs.vos_pairs.VOSInputs`: ``rgb``, ``flow_image``, ``mask``).
 
     Args:
         data: ``synthetic-vos:centred`` (objects near the centre, as in DAVIS), ``synthetic-vos:diffuse``
             (anywhere, smaller) or a DAVIS-like folder.
-        num_videos, val_videos: synthetic videos (each gives ``num_frames - 1`` training frames).
+        num_videos, val_videos: synthetic videos (each gives ``num_frames - 1`` training frames, RTNet
+            ``num_frames - 2``); the synthetic test set (``train.py test``) has ``val_videos`` of its own.
         num_frames: synthetic frames per video; size: frame side, default the model's ``input_spec.size``
             (two-stream models need a multiple of 16).
         val_fraction: folders: share of videos held out.
+        test_data: a DAVIS-like folder to test on; synthetic data need none.
     """
 
     def __init__(
@@ -211,28 +219,57 @@ class VOSDataModule(VideoDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
+        test_data: str | None = None,
     ) -> None:
         super().__init__()
         self.spec = data
+        self.input_spec = None  # the model's, once set up (None: one frame and its forward flow)
+
+    def _frames(self, spec: str, **kwargs) -> Dataset:
+        source = from_spec(spec, **kwargs)
+        if getattr(source, "kind", "") == "stylized-vos":
+            raise ValueError(f"{spec} is Stylized DAVIS (pre-stylized frames, for measuring); train on "
+                             "synthetic-vos or a DAVIS-like folder.")
+        if not hasattr(source, "frames"):
+            raise ValueError(f"{spec} is not a VOS dataset (frames with flow and masks); use synthetic-vos[:diffuse] "
+                             "or a DAVIS-like folder.")
+        return vos_frames(source, self.input_spec)
+
+    def _synthetic(self, seed: int, num_videos: int) -> Dataset:
+        hp = self.hparams
+        return self._frames(self.spec, num_videos=num_videos, seed=seed, num_frames=self.num_frames or 8,
+                            size=self.size, camera_pan=hp.camera_pan)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_source is not None:
-            return
         hp, model = self.hparams, self._model()
+        if model is not None:
+            self.input_spec = model.input_spec
         if self.size is None and model is not None:
             self.size = model.input_spec.size
         if self.size is None:
             raise ValueError("VOSDataModule needs size, or a trainer whose module provides it.")
-        if self.spec.startswith("synthetic-vos"):
-            common = dict(num_frames=self.num_frames or 8, size=self.size, camera_pan=hp.camera_pan)
-            self.train_source = from_spec(self.spec, num_videos=hp.num_videos, seed=hp.seed, **common).frames()
-            self.val_source = from_spec(self.spec, num_videos=hp.val_videos, seed=hp.seed + VAL_SEED_OFFSET,
-                                        **common).frames()
+        synthetic = self.spec.startswith("synthetic-vos")
+        if stage == "test" and self.test_source is None:
+            if hp.test_data is not None:
+                self.test_source = self._frames(hp.test_data, size=self.size)
+            elif synthetic:
+                self.test_source = self._synthetic(hp.seed + TEST_SEED_OFFSET, hp.val_videos)
+            else:
+                raise ValueError(f"the data {self.spec!r} has no test set; give a DAVIS-like test folder with "
+                                 "--data.test_data FOLDER.")
+        if self.train_source is not None:
+            return
+        if synthetic:
+            self.train_source = self._synthetic(hp.seed, hp.num_videos)
+            self.val_source = self._synthetic(hp.seed + VAL_SEED_OFFSET, hp.val_videos)
         else:
-            frames = from_spec(self.spec, size=self.size).frames()
+            frames = self._frames(self.spec, size=self.size)
             train, val = split_indices(frames.num_videos, hp.val_fraction, hp.seed)
             pick = lambda videos: [k for v in videos for k in frames.frame_indices(v)]  # noqa: E731
             self.train_source, self.val_source = Subset(frames, pick(train)), Subset(frames, pick(val))
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        return super()._loader(VOSInputs(dataset, self.input_spec), train)
 
 
 __all__ = ["TEST_SEED_OFFSET", "VAL_SEED_OFFSET", "ActionDataModule", "EpochShuffleSampler", "VOSDataModule",

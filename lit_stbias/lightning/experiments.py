@@ -15,6 +15,10 @@
   biased validation clips and on the same clips with scenes that contradict their labels
   (``synthetic:mixed-conflicting``), and the tap's static and dynamic units (mean and 95% interval over the
   seeds), as a table and a chart.
+* ``train.py vos-experiment [--models fusionseg,matnet,rtnet --data centred,diffuse --seeds 0,1,2]``: the tiny
+  VOS networks on synthetic VOS data, per training seed; a table of validation J-mean (mean and 95% interval
+  over the seeds) next to the fixed centred-blob baseline's J on the same frames, and the checkpoints for
+  ``analyze.py``.
 
 The experiments take their options from a function signature (jsonargparse): ``--config`` YAML,
 ``--print_config`` and defaults in ``--help`` work as for the LightningCLI subcommands.
@@ -25,6 +29,7 @@ import csv
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -32,6 +37,8 @@ import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser, DefaultHelpFormatter
 
 from lit_stbias.lightning.cli import Interrupted, TrainCLI, UsageError, run
+from lit_stbias.lightning.data import VOSDataModule
+from lit_stbias.lightning.vos import blob_baseline
 
 ACTION_MODULE = "lit_stbias.lightning.ActionRecognitionModule"
 ACTION_DATA = "lit_stbias.lightning.ActionDataModule"
@@ -40,6 +47,17 @@ TEMPORAL_STRIDE = {"slow": 4, "c2d": 4, "i3d": 4, "fast": 1}
 DEFAULT_MODELS = ("fast", "slow")
 RESNETS = ("c2d", "i3d", "slow", "fast", "slowfast")
 SYNTHETIC_TASKS = ("appearance", "mixed", "motion")
+VOS_MODULE = "lit_stbias.lightning.VOSModule"
+VOS_DATA = "lit_stbias.lightning.VOSDataModule"
+VOS_PLACEMENTS = ("centred", "diffuse")
+VOS_MODELS = ("fusionseg", "matnet", "rtnet")
+#: each tiny VOS network's training schedule on synthetic VOS (64 px, 8-frame videos), measured to segment
+#: clearly better than the fixed-blob baseline on the shared 2-core CPU (docs/training.md)
+VOS_SCHEDULES = {
+    "fusionseg": {"epochs": 8, "lr": 2e-3},
+    "matnet": {"epochs": 5, "lr": 2e-3},
+    "rtnet": {"epochs": 2, "lr": 2e-3},
+}
 
 
 def seed_interval(values: Sequence[float]) -> tuple[float, float]:
@@ -633,10 +651,202 @@ def staticdropout_experiment(
     return rows
 
 
+# -- the VOS experiment ----------------------------------------------------------------------------------------
+def vos_config(
+    model_name: str,
+    data: str = "centred",
+    *,
+    epochs: int = 8,
+    lr: float = 2e-3,
+    num_videos: int = 128,
+    val_videos: int = 32,
+    num_frames: int = 8,
+    size: int = 64,
+    batch_size: int = 16,
+    bias_every: int = 0,
+    num_pairs: int = 64,
+    out: str = "runs/vos",
+    name: str | None = None,
+    seed: int = 0,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+    wandb: bool = False,
+    wandb_group: str | None = None,
+) -> dict[str, Any]:
+    """A complete ``fit`` configuration for one tiny VOS network on ``synthetic-vos:<data>``. ``seed`` is the
+    training seed: weights, data order and the synthetic videos."""
+    return {
+        "seed_everything": seed,
+        "model": {"class_path": VOS_MODULE, "init_args": {
+            "model_name": model_name, "preset": "tiny", "optimizer": "adamw", "lr": lr, "iou_weight": 1.0,
+            "seed": seed}},
+        "data": {"class_path": VOS_DATA, "init_args": {
+            "data": f"synthetic-vos:{data}", "num_videos": num_videos, "val_videos": val_videos,
+            "num_frames": num_frames, "size": size, "batch_size": batch_size, "num_workers": num_workers,
+            "seed": seed}},
+        "trainer": {"max_epochs": epochs, "accelerator": accelerator, "devices": 1, "log_every_n_steps": 10},
+        "bias": {"num_pairs": num_pairs, "batch_size": 16, "every_n_epochs": bias_every, "seed": seed},
+        "out": out,
+        "name": name,
+        "overwrite": True,
+        "wandb": wandb,
+        "wandb_group": wandb_group,
+    }
+
+
+def vos_baseline(model_name: str, data: str, seed: int, *, num_videos: int, val_videos: int, num_frames: int,
+                 size: int) -> float:
+    """The fixed centred-blob baseline's validation J-mean on the frames ``model_name`` is validated on (RTNet's
+    frames have both flows, so they are not the one-frame networks' frames)."""
+    from lit_stbias.models import build
+
+    datamodule = VOSDataModule(f"synthetic-vos:{data}", num_videos=num_videos, val_videos=val_videos,
+                               num_frames=num_frames, size=size, seed=seed)
+    datamodule.input_spec = build(model_name, "tiny").input_spec
+    datamodule.setup("fit")
+    return blob_baseline(datamodule.train_source, datamodule.val_source).j_mean
+
+
+def vos_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (model, data): validation J-mean and the baseline's J over the seeds, each ``{"mean", "interval",
+    "values"}`` (:func:`seed_interval`)."""
+    def stat(values: list[float]) -> dict[str, Any]:
+        mean, half = seed_interval(values)
+        return {"mean": mean, "interval": half, "values": values}
+
+    rows = []
+    for model in dict.fromkeys(r["model"] for r in runs):
+        for data in dict.fromkeys(r["data"] for r in runs if r["model"] == model):
+            per_seed = [r for r in runs if r["model"] == model and r["data"] == data]
+            rows.append({"model": model, "data": data, "seeds": [r["seed"] for r in per_seed],
+                         "j_mean": stat([r["j_mean"] for r in per_seed]),
+                         "baseline_j_mean": stat([r["baseline_j_mean"] for r in per_seed]),
+                         "cpu_seconds": stat([r["cpu_seconds"] for r in per_seed])})
+    return rows
+
+
+def vos_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`vos_rows`."""
+    n = len(rows[0]["seeds"])
+    seeds = (f"mean ± 95% interval over {n} training seeds (1.96·std/√n, population std)" if n > 1
+             else "one training seed")
+    lines = [f"validation J-mean (%), {seeds}; baseline: one fixed centred blob for every frame", "",
+             "| model | data | J-mean | baseline J-mean | CPU time per training (s) |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['data']} | {_pm(r['j_mean'], 100)} | {_pm(r['baseline_j_mean'], 100)} "
+                     f"| {_pm(r['cpu_seconds'], 1, 0)} |")
+    return "\n".join(lines)
+
+
+def vos_experiment(
+    models: Union[str, list[str]] = "fusionseg,matnet,rtnet",
+    data: Union[str, list[str]] = "centred,diffuse",
+    seeds: Union[str, int, list[int]] = "0,1,2",
+    epochs: Optional[int] = None,
+    lr: Optional[float] = None,
+    num_videos: int = 128,
+    val_videos: int = 32,
+    num_frames: int = 8,
+    size: int = 64,
+    batch_size: int = 16,
+    bias_every: int = 0,
+    num_pairs: int = 64,
+    threads: Optional[int] = None,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+    wandb: bool = False,
+    out: str = "runs/vos",
+) -> list[dict[str, Any]]:
+    """The VOS experiment: each tiny VOS network on each synthetic VOS placement, per seed, against a fixed blob.
+
+    Writes vos_runs.csv (one line per model, data and seed, with both checkpoints), vos_table.{csv,md,json}
+    (validation J-mean and the baseline's, mean and 95% interval over the seeds) into --out; every training is a
+    normal run folder inside it, whose checkpoints analyze.py measures.
+
+    Args:
+        models: comma-separated VOS networks (tiny presets): fusionseg, matnet, rtnet.
+        data: comma-separated synthetic VOS placements: centred (objects near the centre, as DAVIS), diffuse.
+        seeds: comma-separated training seeds; every (model, data) is trained once per seed.
+        epochs: training epochs (default: each network's own, lit_stbias.lightning.experiments.VOS_SCHEDULES).
+        lr: AdamW learning rate (default: each network's own).
+        num_videos: synthetic training videos (7 frames each for one-frame networks, 6 for RTNet).
+        val_videos: synthetic validation videos.
+        num_frames: frames per synthetic video.
+        size: frame side in pixels.
+        batch_size: frames per batch.
+        bias_every: track the bias every n epochs (0: off; analyze.py measures the checkpoints afterwards).
+        num_pairs: pairs the bias tracking measures.
+        threads: torch CPU threads (default: torch's choice; 1 uses a shared CPU best).
+        num_workers: data loader workers.
+        accelerator: Lightning accelerator (auto, cpu, gpu).
+        wandb: also log to W&B (offline unless WANDB_MODE says otherwise).
+        out: folder of the runs and the tables.
+    """
+    model_names = as_list(models, str, "models")
+    unknown = [m for m in model_names if m not in VOS_MODELS]
+    if unknown:
+        raise UsageError(f"--models {','.join(unknown)}: not a VOS network; choose from {', '.join(VOS_MODELS)}.")
+    placements = as_list(data, str, "data")
+    unknown = [d for d in placements if d not in VOS_PLACEMENTS]
+    if unknown:
+        raise UsageError(f"--data {','.join(unknown)}: unknown synthetic VOS placement; choose from "
+                         f"{', '.join(VOS_PLACEMENTS)}.")
+    seed_list = as_list(seeds, int, "seeds")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    out_dir = Path(out)
+    videos = dict(num_videos=num_videos, val_videos=val_videos, num_frames=num_frames, size=size)
+    runs = []
+    for data_name in placements:
+        for model in model_names:
+            schedule = {**VOS_SCHEDULES[model], **({"epochs": epochs} if epochs is not None else {}),
+                        **({"lr": lr} if lr is not None else {})}
+            for seed in seed_list:
+                name = f"{model}-vos-{data_name}{seed_suffix(seed, seed_list)}"
+                config = vos_config(model, data_name, name=name, seed=seed, batch_size=batch_size,
+                                    bias_every=bias_every, num_pairs=num_pairs, out=str(out_dir),
+                                    num_workers=num_workers, accelerator=accelerator, wandb=wandb,
+                                    wandb_group=f"vos-{model}-{data_name}", **schedule, **videos)
+                start = time.process_time()
+                summary = run({"fit": config})
+                cpu_seconds = round(time.process_time() - start, 1)
+                runs.append({"model": model, "data": data_name, "seed": seed, **schedule,
+                             "j_mean": summary["metrics"]["val/j_mean"], "iou": summary["metrics"].get("val/iou"),
+                             "best_j_mean": summary["best_score"],
+                             "baseline_j_mean": vos_baseline(model, data_name, seed, **videos),
+                             "cpu_seconds": cpu_seconds,
+                             "best_checkpoint": summary["best_checkpoint"],
+                             "last_checkpoint": summary["last_checkpoint"]})
+    rows = vos_rows(runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "vos_runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(runs[0]))
+        writer.writeheader()
+        writer.writerows(runs)
+    flat = [{"model": r["model"], "data": r["data"], "num_seeds": len(r["seeds"]),
+             **{f"{key}{suffix}": r[key][field] for key in ("j_mean", "baseline_j_mean", "cpu_seconds")
+                for suffix, field in (("", "mean"), ("_interval", "interval"))}} for r in rows]
+    with open(out_dir / "vos_table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+    table = vos_table(rows)
+    (out_dir / "vos_table.md").write_text(table + "\n")
+    (out_dir / "vos_table.json").write_text(json.dumps(rows, indent=1))
+    print("\ncheckpoints (for analyze.py --ckpt):")
+    for r in runs:
+        print(f"  {r['model']:<9} {r['data']:<7} seed {r['seed']}  last: {r['last_checkpoint']}")
+    print(f"\n{table}\n\ntable: {out_dir / 'vos_table.md'}, {out_dir / 'vos_table.csv'}, {out_dir / 'vos_runs.csv'}")
+    return rows
+
+
 # -- the command line ------------------------------------------------------------------------------------------
 #: train.py's own subcommands, next to LightningCLI's fit, validate and test
 EXPERIMENTS: dict[str, Callable[..., Any]] = {"default": default_experiment, "shuffle-experiment": shuffle_experiment,
-                                              "staticdropout-experiment": staticdropout_experiment}
+                                              "staticdropout-experiment": staticdropout_experiment,
+                                              "vos-experiment": vos_experiment}
 
 
 def experiment_parser(name: str) -> ArgumentParser:
@@ -652,7 +862,7 @@ def experiment_parser(name: str) -> ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``train.py`` and ``lit-stbias-train``: fit, validate, test (LightningCLI), default, shuffle-experiment,
-    staticdropout-experiment.
+    staticdropout-experiment, vos-experiment.
     A usage error, or bad input the library refuses (``ValueError``, ``FileNotFoundError``), is one line on
     stderr and exit code 2; Ctrl-C is one line saying how to resume, and exit code 130."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -680,7 +890,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-__all__ = ["DEBIASED_SPLIT", "DROPOUT_ARMS", "EXPERIMENTS", "action_config", "as_list", "default_experiment",
-           "dropout_callback", "dropout_rows", "dropout_table", "evaluate_checkpoint", "experiment_parser", "main",
-           "plot_dropout", "plot_shuffle", "relative_drop", "seed_interval", "seed_summary", "seed_table",
-           "shuffle_experiment", "shuffle_rows", "shuffle_table", "staticdropout_experiment"]
+__all__ = ["DEBIASED_SPLIT", "DROPOUT_ARMS", "EXPERIMENTS", "VOS_SCHEDULES", "action_config", "as_list",
+           "default_experiment", "dropout_callback", "dropout_rows", "dropout_table", "evaluate_checkpoint",
+           "experiment_parser", "main", "plot_dropout", "plot_shuffle", "relative_drop", "seed_interval",
+           "seed_summary", "seed_table", "shuffle_experiment", "shuffle_rows", "shuffle_table",
+           "staticdropout_experiment", "vos_baseline", "vos_config", "vos_experiment", "vos_rows", "vos_table"]

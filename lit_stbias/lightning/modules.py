@@ -1,4 +1,5 @@
-"""LightningModules: action recognition and two-stream video object segmentation with any zoo model.
+"""LightningModules: action recognition with any zoo model, and what every module shares (:class:`TrainModule`;
+video object segmentation: :mod:`lit_stbias.lightning.vos`).
 
 Each module says what a step is and nothing else: the Trainer owns devices, precision (``--trainer.precision
 16-mixed``), DDP, logging and checkpoints. The network is ``self.model``, built from (name, preset,
@@ -17,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import Tensor
-from torchmetrics.classification import BinaryJaccardIndex, MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy
 
 from lit_stbias.models import ClipInput, InputSpec, aliases, available, build, load_weights, resolve
-from lit_stbias.pairs import ActionPairs, VOSPairs, flow_to_rgb, shuffle_permutation
+from lit_stbias.pairs import ActionPairs, shuffle_permutation
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -208,80 +209,4 @@ class ActionRecognitionModule(TrainModule):
         self._evaluate(batch, "test", self.test_acc1, self.test_acc5)
 
 
-def soft_iou_loss(logits: Tensor, target: Tensor, weight: Tensor | None = None, eps: float = 1.0) -> Tensor:
-    """1 - soft Jaccard index of each image (sigmoid probabilities), averaged over the weighted images."""
-    prob = torch.sigmoid(logits.float()).flatten(1)
-    target = target.float().flatten(1)
-    inter = (prob * target).sum(1)
-    union = (prob + target - prob * target).sum(1)
-    loss = 1 - (inter + eps) / (union + eps)
-    if weight is None:
-        return loss.mean()
-    return (loss * weight).sum() / weight.sum().clamp_min(1)
-
-
-class VOSModule(TrainModule):
-    """Binary video object segmentation with a two-stream zoo model: ``model(frame, flow image)`` -> mask logits.
-
-    The flow image is ``lit_stbias.pairs.flow_to_rgb`` of the raw flow (per-image normalisation), as the bias
-    probe's VOS pairs use it. Loss: BCE + ``iou_weight`` x soft IoU; metric: IoU (Jaccard) at 0.5. Frames
-    without an annotation (``has_mask`` False in DAVIS-like folders) add nothing to loss or metric.
-
-    Args:
-        model_name: ``fusionseg``, ``matnet`` or ``rtnet`` (``lit_stbias.models.available("vos")``).
-        Others as :class:`ActionRecognitionModule`; defaults are AdamW, which suits the segmentation decoder.
-    """
-
-    task = "vos"
-    monitor = "val/iou"
-
-    def __init__(
-        self,
-        model_name: str = "fusionseg",
-        preset: str | None = None,
-        iou_weight: float = 1.0,
-        optimizer: str = "adamw",
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        warmup_steps: int = 0,
-        model_overrides: dict[str, Any] | None = None,
-        init_weights: str | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self._build(num_classes=1)
-        self.train_iou = BinaryJaccardIndex()
-        self.val_iou = BinaryJaccardIndex()
-
-    def pairs(self, source, seed: int) -> VOSPairs:
-        """The bias probe's pairs over a per-frame VOS source."""
-        return VOSPairs(source, seed=seed)
-
-    def forward(self, frame: Tensor, flow: Tensor) -> Tensor:
-        """Mask logits (B, 1, H, W) of RGB frames (B, 3, H, W) in [0, 1] and raw flow (B, 2, H, W) in pixels."""
-        return self.model(frame, flow_to_rgb(flow))
-
-    def _step(self, batch: Mapping[str, Any], metric: BinaryJaccardIndex, stage: str) -> Tensor:
-        logits = self(batch["frame"], batch["flow"])
-        mask = batch["mask"]
-        keep = torch.as_tensor(batch.get("has_mask", True), device=mask.device).expand(len(mask)).float()
-        bce = F.binary_cross_entropy_with_logits(logits.float(), mask, reduction="none").mean(dim=(1, 2, 3))
-        loss = (bce * keep).sum() / keep.sum().clamp_min(1)
-        loss = loss + self.hparams.iou_weight * soft_iou_loss(logits, mask, keep)
-        annotated = keep.bool()
-        if annotated.any():
-            metric(torch.sigmoid(logits[annotated].float()), mask[annotated].int())
-        n = int(annotated.sum())
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", sync_dist=stage == "val", batch_size=max(n, 1))
-        self.log(f"{stage}/iou", metric, on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=max(n, 1))
-        return loss
-
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        return self._step(batch, self.train_iou, "train")
-
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        self._step(batch, self.val_iou, "val")
-
-
-__all__ = ["ActionRecognitionModule", "OPTIMIZERS", "TrainModule", "VOSModule", "soft_iou_loss"]
+__all__ = ["ActionRecognitionModule", "OPTIMIZERS", "TrainModule"]

@@ -6,12 +6,13 @@ Action recognition (videos):
 * ``dynamic`` = the clip in style b: the same motion, another appearance (the anchor's *dynamic* partner);
 * ``static``  = the anchor with its frames shuffled: the same appearance, motion destroyed (*static* partner).
 
-Two-stream VOS (an RGB frame and the colour-coded flow image):
+Two-stream VOS (an RGB frame and the colour-coded flow image; for RTNet two frames, each with its forward and
+backward flow images):
 
-* ``anchor``  = (frame in style a, flow image);
-* ``dynamic`` = (frame in style b, same flow image);
-* ``static``  = (frame in style a, flow image with hue and saturation jittered as the release jitters it, see
-  :func:`jitter_flow_image`): same appearance, other motion.
+* ``anchor``  = (frame(s) in style a, flow image(s));
+* ``dynamic`` = (frame(s) in style b, same flow image(s));
+* ``static``  = (frame(s) in style a, flow images with hue and saturation jittered as the release jitters them,
+  see :func:`jitter_frame_flows`): same appearance, other motion.
 
 All randomness comes from an optional ``torch.Generator`` so datasets can make every pair reproducible.
 """
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from lit_stbias.pairs.styles import available_styles, get_style
-from lit_stbias.pairs.stylize import check_image, check_video, stylize, stylize_image
+from lit_stbias.pairs.stylize import check_image, check_range, check_video, stylize, stylize_image
 
 Video = Union[Tensor, Sequence[Tensor]]  # one tensor, or a list of pathway tensors (SlowFast: [slow, fast])
 
@@ -151,17 +152,27 @@ class FlowJitter:
         return TF.adjust_hue(TF.adjust_saturation(image, self.saturation), self.hue_shift)
 
 
+def draw_hue_saturation(generator: torch.Generator | None = None) -> tuple[float, float]:
+    """ColorJitter's ``hue`` (h) and ``saturation`` (s) arguments as the release draws them for one frame:
+    h ~ U(:data:`JITTER_HUE`), then s ~ U(:data:`JITTER_SATURATION`)."""
+    h = _uniform(*JITTER_HUE, generator)
+    return h, _uniform(*JITTER_SATURATION, generator)
+
+
 def draw_flow_jitter(
     generator: torch.Generator | None = None, hue: float | None = None, saturation: float | None = None
 ) -> FlowJitter:
-    """The release's flow jitter: ``hue`` (h) and ``saturation`` (s) drawn from :data:`JITTER_HUE` and
-    :data:`JITTER_SATURATION` unless given, then ``ColorJitter(0, 0, s, h)``'s parameters drawn as torchvision
-    draws them (operation order, then the saturation factor, then the hue shift), all from ``generator``.
+    """The release's flow jitter: ``hue`` (h) and ``saturation`` (s) drawn by :func:`draw_hue_saturation`
+    unless given, then ``ColorJitter(0, 0, s, h)``'s parameters drawn as torchvision draws them (operation
+    order, then the saturation factor, then the hue shift), all from ``generator``.
 
     With h and s given, a generator in the state of torch's global one draws exactly what ColorJitter draws.
     """
-    h = _uniform(*JITTER_HUE, generator) if hue is None else float(hue)
-    s = _uniform(*JITTER_SATURATION, generator) if saturation is None else float(saturation)
+    if hue is None or saturation is None:
+        drawn = draw_hue_saturation(generator)
+        hue = drawn[0] if hue is None else hue
+        saturation = drawn[1] if saturation is None else saturation
+    h, s = float(hue), float(saturation)
     if not (0 <= h <= 0.5 and s >= 0):
         raise ValueError(f"ColorJitter needs 0 <= hue <= 0.5 and saturation >= 0, got hue={h}, saturation={s}.")
     order = torch.randperm(4, generator=generator).tolist()  # ColorJitter's fn_idx: 2 = saturation, 3 = hue
@@ -180,9 +191,55 @@ def jitter_flow_image(flow_rgb: Tensor, generator: torch.Generator | None = None
     motion the image encodes changes while the frame does not. Each image of a batch gets its own draw.
     """
     check_image(flow_rgb, "flow image")
-    if flow_rgb.ndim == 4:
-        return torch.stack([jitter_flow_image(img, generator) for img in flow_rgb])
-    return draw_flow_jitter(generator)(flow_rgb)
+    return jitter_frame_flows(flow_rgb, generator)
+
+
+def jitter_frame_flows(flows: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """The static partner's flow images of one frame or of several, jittered as the release jitters them.
+
+    ``flows`` is (3k, H, W), one frame's k flow images stacked on the channels (RTNet: forward then backward,
+    k = 2), or (N, 3k, H, W), N frames. Per frame, h and s are drawn once (:func:`draw_hue_saturation`) and
+    each of its images gets its own ColorJitter draw with them (:func:`draw_flow_jitter`), as the release's
+    ``ExtFlowColorJitter`` does for RTNet's two flow images. With k = 1 this is :func:`jitter_flow_image`,
+    draw for draw.
+    """
+    if flows.ndim > 3:
+        return torch.stack([jitter_frame_flows(frame, generator) for frame in flows])
+    h, s = draw_hue_saturation(generator)
+    return torch.cat([draw_flow_jitter(generator, hue=h, saturation=s)(image) for image in flows.split(3)])
+
+
+def _check_vos_inputs(frames: Tensor, flows: Tensor, what: str = "frame") -> None:
+    """Frames (..., 3, H, W) in [0, 1] and their flow images (..., 3k, H, W) with the same leading dimensions."""
+    check_range(frames, what)
+    check_range(flows, "flow image")
+    if frames.ndim < 3 or frames.shape[-3] != 3:
+        raise ValueError(f"{what} must be RGB (..., 3, H, W); got {tuple(frames.shape)}.")
+    if flows.ndim != frames.ndim or flows.shape[-3] % 3 or flows.shape[-3] == 0:
+        raise ValueError(f"flow images must be (..., 3k, H, W) like the {what} {tuple(frames.shape)} (k colour-coded "
+                         f"flow images per frame: use flow_to_rgb on raw (2, H, W) flow); got {tuple(flows.shape)}.")
+    if frames.shape[:-3] != flows.shape[:-3] or frames.shape[-2:] != flows.shape[-2:]:
+        raise ValueError(f"{what} {tuple(frames.shape)} and flow images {tuple(flows.shape)} must match in "
+                         "every dimension but the channels.")
+
+
+def vos_views_from_styled(
+    anchor: Tensor, dynamic: Tensor, flows: Tensor, generator: torch.Generator | None = None
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """The anchor, dynamic and static views from frames already in two styles (see the module docstring).
+
+    ``anchor`` and ``dynamic`` are the same frame(s) in styles a and b: (3, H, W) for a one-frame network, or
+    (F, 3, H, W) for RTNet's F = 2 frames (or a batch of frames); ``flows`` are their flow images, (3, H, W)
+    or (F, 3k, H, W) (RTNet: forward then backward, (2, 6, H, W)). The static view's flow images come from
+    :func:`jitter_frame_flows`, drawn from ``generator``.
+    """
+    _check_vos_inputs(anchor, flows, "anchor frame")
+    _check_vos_inputs(dynamic, flows, "dynamic frame")
+    return {
+        "anchor": (anchor, flows),
+        "dynamic": (dynamic, flows),
+        "static": (anchor, jitter_frame_flows(flows, generator)),
+    }
 
 
 def make_vos_views(
@@ -190,21 +247,15 @@ def make_vos_views(
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """The anchor, dynamic and static (rgb, flow image) views of a VOS frame (see the module docstring).
 
-    ``frame`` is an RGB image (3, H, W) or batch (B, 3, H, W) in [0, 1], stylized with :func:`stylize_image`;
-    ``flow`` is its flow *image* from :func:`~lit_stbias.pairs.flow.flow_to_rgb`, same layout.
-    ``styles`` defaults to a :func:`random_style_pair` drawn from ``generator``.
+    ``frame`` is an RGB image (3, H, W) or frames (F, 3, H, W) in [0, 1] (a batch, or RTNet's two frames),
+    stylized with :func:`stylize_image`; ``flow`` is its flow *image* from
+    :func:`~lit_stbias.pairs.flow.flow_to_rgb`, same layout, or (F, 3k, H, W) with k images per frame (RTNet:
+    forward and backward). ``styles`` defaults to a :func:`random_style_pair` drawn from ``generator``.
     """
     check_image(frame, "frame")
-    check_image(flow, "flow image (use flow_to_rgb on raw (2, H, W) flow)")
-    if frame.shape[:-3] != flow.shape[:-3] or frame.shape[-2:] != flow.shape[-2:]:
-        raise ValueError(f"frame {tuple(frame.shape)} and flow image {tuple(flow.shape)} must match in batch and size.")
+    _check_vos_inputs(frame, flow)
     a, b = _check_pair(random_style_pair(generator) if styles is None else styles)
-    anchor = stylize_image(frame, a)
-    return {
-        "anchor": (anchor, flow),
-        "dynamic": (stylize_image(frame, b), flow),
-        "static": (anchor, jitter_flow_image(flow, generator)),
-    }
+    return vos_views_from_styled(stylize_image(frame, a), stylize_image(frame, b), flow, generator)
 
 
 __all__ = [
@@ -212,11 +263,14 @@ __all__ = [
     "JITTER_SATURATION",
     "FlowJitter",
     "draw_flow_jitter",
+    "draw_hue_saturation",
     "jitter_flow_image",
+    "jitter_frame_flows",
     "make_action_views",
     "make_vos_views",
     "random_style_pair",
     "shuffle_frames",
     "shuffle_permutation",
     "views_from_styled",
+    "vos_views_from_styled",
 ]
