@@ -324,9 +324,10 @@ def test_the_bias_monitor_measures_rtnet_during_training(tmp_path):
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                       num_sanity_val_steps=0, default_root_dir=str(tmp_path))
     trainer.fit(module, data)
-    measured = monitor.history[-1]["taps"]
+    measured = monitor.history[-1]["layers"]
     assert set(measured) == {"fusion.layer1", "mot.layer4"}
     assert measured["fusion.layer1"]["num_pairs"] == {"dynamic": 4, "static": 4}  # 2 pairs x 2 frames
+
 
 def test_the_published_fusionseg_head_is_the_default_so_release_files_load(tmp_path):
     """FusionSeg's release has a 2-class head; VOSModule keeps it, so a file in the release's format loads."""

@@ -321,7 +321,9 @@ def run_measure(argv: list[str]) -> int:
 def pairs_note(doc) -> str:
     """Pairs asked for and measured per seed, and every skipped file with its reason."""
     measured = ", ".join(f"seed {s}: {n}" for s, n in zip(doc.seeds, doc.measured()))
-    lines = [f"\npairs per factor: {doc.pairs_asked} asked for, measured {measured}"]
+    rows = " (rows of features: a two-frame input such as RTNet's gives one per frame)" if any(
+        n > doc.pairs_asked for n in doc.measured()) else ""
+    lines = [f"\npairs per factor: {doc.pairs_asked} asked for, measured {measured}{rows}"]
     if doc.skipped:
         lines.append(f"skipped {len(doc.skipped)} unreadable item(s), not replaced by others:")
         lines += [f"  seed {s.get('seed')}: {s.get('path') or 'item ' + str(s.get('index'))}: {s.get('reason')}"

@@ -7,10 +7,11 @@ Two rules live here and nowhere else:
   seeded random choice, in source order. A source with fewer items than asked for is an error unless the
   caller allows measuring fewer pairs.
 - **which pairs** (:func:`make_pairs`): two-stream models (``input_spec.two_stream``) get VOS pairs (RGB
-  frame and flow image); every other model gets action pairs, its clip cut to every ``temporal_stride``-th
-  frame and packed as the model takes it (one tensor, or SlowFast's ``[slow, fast]``). Real videos are cut as
-  the authors' release cuts them (:class:`ReleaseInput`: a window, each pathway subsampled from it, a centre
-  crop); styles that run a network are applied on the model's device, batched (:func:`action_views`).
+  frame and flow image; RTNet's two frames with forward and backward flow images); every other model gets
+  action pairs, its clip cut to every ``temporal_stride``-th frame and packed as the model takes it (one
+  tensor, or SlowFast's ``[slow, fast]``). Real videos are cut as the authors' release cuts them
+  (:class:`ReleaseInput`: a window, each pathway subsampled from it, a centre crop); styles that run a network
+  are applied on the model's device, batched (:func:`action_views`).
 
 ``analyze.py``, the training-time ``BiasMonitor``, the notebooks, the demo and the benchmarks all go through
 this class, so the bias the monitor logs and the bias ``analyze.py`` reports for the same checkpoint and the
@@ -32,7 +33,7 @@ from lit_stbias.analysis.document import DEFAULT_THRESHOLDS, BiasDocument
 from lit_stbias.analysis.intervals import check_method
 from lit_stbias.data import uniform_subsample
 from lit_stbias.metrics import BiasResult
-from lit_stbias.pairs import STYLES, ActionPairs, VOSPairs, item_generator, load_styles, pair_loader
+from lit_stbias.pairs import STYLES, ActionPairs, VOSPairs, item_generator, load_styles, pair_loader, vos_frames
 from lit_stbias.pairs.datasets import ActionClips, action_views
 from lit_stbias.pairs.texler import GeneratorStep
 from lit_stbias.probe import BiasProbe
@@ -60,7 +61,7 @@ def make_pairs(items: Dataset, model: nn.Module, clip: ClipSettings, seed: int,
     pairs from ``styles`` (default: every registered style). Items are stylized on the model's device later
     (:class:`~lit_stbias.pairs.datasets.ActionClips`) when a style runs a network."""
     if is_vos(model):
-        return VOSPairs(items, styles=styles, seed=seed)
+        return VOSPairs(items, styles=styles, seed=seed, spec=getattr(model, "input_spec", None))
     spec = getattr(model, "input_spec", None)
     stride = clip.stride()
     if clip.window is not None and (clip.short_side not in (None, clip.size) or windowed_pathways(spec, clip)):
@@ -291,11 +292,10 @@ class ProbeSession:
             source = self._sources[key]
         name = self.name
         if vos:
-            if hasattr(source, "frames"):
-                source = source.frames()
-            elif getattr(source, "kind", None) == "action":
+            if getattr(source, "kind", None) == "action":
                 raise ValueError(f"{name!r} is not a VOS dataset (frames with flow and masks); "
                                  "use synthetic-vos[:diffuse] or a DAVIS-like folder.")
+            source = vos_frames(source, self.input_spec)  # RTNet: frames with both flows and a partner
         elif getattr(source, "kind", "action") != "action" or hasattr(source, "frames"):
             raise ValueError(f"{name!r} is a VOS dataset but {type(self.model).__name__} is an action model.")
         return source

@@ -7,7 +7,7 @@
 >>> sorted(views), views["static"].shape
 (['anchor', 'dynamic', 'static'], torch.Size([3, 8, 32, 32]))
 """
-from lit_stbias.pairs.datasets import ActionPairs, VOSPairs, collate_pairs, item_generator, pair_loader
+from lit_stbias.pairs.datasets import ActionPairs, collate_pairs, item_generator, pair_loader
 from lit_stbias.pairs.flow import farneback_flow, flow_to_rgb, video_flow
 from lit_stbias.pairs.quality import StyleQuality, flow_cosine, measure_styles
 from lit_stbias.pairs.styles import (
@@ -31,6 +31,7 @@ from lit_stbias.pairs.views import (
     shuffle_permutation,
     views_from_styled,
 )
+from lit_stbias.pairs.vos_pairs import VOSInputs, VOSPairs, vos_frames
 
 __all__ = [
     "STYLES",
@@ -40,6 +41,7 @@ __all__ = [
     "Style",
     "StyleQuality",
     "Texture",
+    "VOSInputs",
     "VOSPairs",
     "available_styles",
     "collate_pairs",
@@ -63,4 +65,5 @@ __all__ = [
     "stylize_image",
     "video_flow",
     "views_from_styled",
+    "vos_frames",
 ]

@@ -20,11 +20,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data._utils.collate import default_collate
 
 from lit_stbias.data import VideoReadError
-from lit_stbias.pairs.flow import flow_to_rgb
 from lit_stbias.pairs.stylize import check_video, stylize
 from lit_stbias.pairs.views import (
     make_action_views,
-    make_vos_views,
     random_style_pair,
     shuffle_permutation,
     views_from_styled,
@@ -194,35 +192,6 @@ def action_views(batch: Mapping[str, Any], device: torch.device | str | None = N
     return {**{k: v for k, v in batch.items() if k not in ("clip", "orders")}, **views}
 
 
-class VOSPairs(Dataset):
-    """Anchor / dynamic / static (rgb, flow image) views of every frame of ``source`` (see :func:`make_vos_views`).
-
-    ``source`` items are dicts with ``"frame"`` (3, H, W) in [0, 1] and ``"flow"`` (2, H, W) raw flow in
-    pixels, colour-coded here with :func:`flow_to_rgb` (per-image max normalisation). Item i:
-    ``{"anchor", "dynamic", "static", "index": i, "styles": (a, b)}`` (+ ``"label"``, ``"video_id"`` if present).
-    """
-
-    def __init__(self, source: Dataset, styles: Sequence[str] | None = None, seed: int = 0) -> None:
-        self.source = source
-        self.styles = _style_pool(styles, "VOSPairs")
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = _read(self.source, index)
-        if isinstance(item, Mapping) and "skipped" in item:
-            return item
-        item = _require(item, ("frame",), "VOSPairs source")
-        if "flow" not in item:
-            raise ValueError(f"VOSPairs source item {index} has no 'flow' (raw (2, H, W) flow in pixels).")
-        generator = item_generator(self.seed, index)
-        styles = random_style_pair(generator, self.styles)
-        views = make_vos_views(item["frame"], flow_to_rgb(item["flow"]), styles, generator)
-        return {**views, "index": index, "styles": styles, **_metadata(item)}
-
-
 def collate_pairs(batch: list[Any]) -> Any:
     """Collate pair items, keeping container types: tuples of tensors stay tuples (a VOS view becomes
     (rgb_batch, flow_batch)), lists of pathways stay lists, and ``styles`` stays one (a, b) tuple per item.
@@ -276,5 +245,5 @@ def pair_loader(
     return DataLoader(share, batch_size=batch_size, shuffle=False, num_workers=num_workers, **loader_kwargs)
 
 
-__all__ = ["PASSTHROUGH_KEYS", "ActionClips", "ActionPairs", "VOSPairs", "action_views", "collate_pairs",
+__all__ = ["PASSTHROUGH_KEYS", "ActionClips", "ActionPairs", "action_views", "collate_pairs",
            "item_generator", "pair_loader", "skipped_item"]
