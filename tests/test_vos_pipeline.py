@@ -16,6 +16,7 @@ from torch.utils.data import Subset
 from lit_stbias.data import STYLIZED_DAVIS_STYLES, DavisLike, StylizedDavis, SyntheticVOS, farneback_flow
 from lit_stbias.data.vos import BackwardFlowFrames, partner_offset
 from lit_stbias.lightning import BiasMonitor, VOSDataModule, VOSModule
+from lit_stbias.lightning.cli import SUMMARY_FILE
 from lit_stbias.lightning.experiments import (
     VOS_SCHEDULES,
     main,
@@ -384,7 +385,7 @@ def test_frame_jaccard_counts_two_empty_masks_as_perfect():
 def test_vos_experiment_trains_measures_and_writes_the_table(tmp_path, capsys):
     out = tmp_path / "vos"
     rows = vos_experiment(models="fusionseg", data="diffuse", seeds="0", epochs=1, num_videos=2, val_videos=1,
-                          num_frames=4, size=SIZE, batch_size=4, out=str(out))
+                          num_frames=4, size=SIZE, batch_size=4, num_pairs=3, out=str(out))
     assert [(r["model"], r["data"], r["seeds"]) for r in rows] == [("fusionseg", "diffuse", [0])]
     assert 0.0 <= rows[0]["j_mean"]["mean"] <= 1.0 and 0.0 <= rows[0]["baseline_j_mean"]["mean"] <= 1.0
     with open(out / "vos_runs.csv") as f:
@@ -396,17 +397,24 @@ def test_vos_experiment_trains_measures_and_writes_the_table(tmp_path, capsys):
     assert float(runs[0]["baseline_j_mean"]) == blob_baseline(data.train_source, data.val_source).j_mean
     assert (out / "vos_table.md").read_text().startswith("validation J-mean (%), one training seed")
     assert json.loads((out / "vos_table.json").read_text())[0]["j_mean"]["values"] == [float(runs[0]["j_mean"])]
+    # the fusion units are the monitor's last-epoch measurement (of every tap by default)
+    summary = json.loads((Path(runs[0]["last_checkpoint"]).parents[1] / SUMMARY_FILE).read_text())
+    fusion = {tap: b for tap, b in summary["bias"].items() if tap.startswith("fusion.")}
+    assert fusion and float(runs[0]["fusion_units"]) == sum(b["num_units"] for b in fusion.values())
+    assert float(runs[0]["fusion_dynamic"]) == sum(b["unit_counts"]["dynamic"] for b in fusion.values())
     assert "vos_table.md" in capsys.readouterr().out
 
 
 def test_vos_rows_give_mean_and_interval_over_seeds():
     runs = [{"model": "matnet", "data": "centred", "seed": s, "j_mean": j, "baseline_j_mean": 0.4,
+             "fusion_static": 10.0, "fusion_dynamic": 2.0 * s, "fusion_joint": 1.0, "fusion_units": 96.0,
              "cpu_seconds": 100.0 + s} for s, j in enumerate([0.7, 0.8, 0.9])]
     (row,) = vos_rows(runs)
     assert row["seeds"] == [0, 1, 2]
     assert (row["j_mean"]["mean"], row["j_mean"]["interval"]) == pytest.approx(seed_interval([0.7, 0.8, 0.9]))
     assert row["baseline_j_mean"]["interval"] == pytest.approx(0.0)
-    assert "| matnet | centred | 80.0 ± 9.2 | 40.0 ± 0.0 | 101 ± 1 |" in vos_table([row])
+    assert row["fusion_dynamic"]["values"] == [0.0, 2.0, 4.0]
+    assert "| matnet | centred | 80.0 ± 9.2 | 40.0 ± 0.0 | 10.0 ± 0.0 | 2.0 ± 1.8 | 96 | 101 ± 1 |" in vos_table([row])
 
 
 @pytest.mark.parametrize("option, fragment", [(["--models", "fusionseg,slow"], "--models slow: not a VOS network"),

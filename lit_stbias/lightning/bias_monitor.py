@@ -358,12 +358,13 @@ class BiasMonitor(Callback):
 
 
 def final_bias(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The last entry's per-tap percentages, unit counts and scores, for summaries."""
+    """The last entry's per-tap percentages, unit counts (of how many units) and scores, for summaries."""
     if not history:
         return {}
     last = history[-1]
     return {
-        tap: {"layer_percent": d["layer_percent"], "unit_counts": d["unit_counts"], "layer_scores": d["layer_scores"]}
+        tap: {"layer_percent": d["layer_percent"], "unit_counts": d["unit_counts"], "num_units": d["num_units"],
+              "layer_scores": d["layer_scores"]}
         for tap, d in last["layers"].items()
     }
 

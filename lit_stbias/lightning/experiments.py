@@ -707,21 +707,30 @@ def vos_baseline(model_name: str, data: str, seed: int, *, num_videos: int, val_
     return blob_baseline(datamodule.train_source, datamodule.val_source).j_mean
 
 
+def fusion_units(bias: dict[str, Any]) -> dict[str, float]:
+    """Static, dynamic and all units summed over a VOS network's fusion taps (``fusion.*``) in the monitor's
+    last measurement (``summary["bias"]``), the paper's question: how much motion reaches the fused features."""
+    fusion = {tap: b for tap, b in bias.items() if tap.startswith("fusion.")}
+    counts = {f"fusion_{factor}": float(sum(b["unit_counts"][factor] for b in fusion.values()))
+              for factor in ("static", "dynamic", "joint")}
+    return {**counts, "fusion_units": float(sum(b["num_units"] for b in fusion.values()))}
+
+
 def vos_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (model, data): validation J-mean and the baseline's J over the seeds, each ``{"mean", "interval",
-    "values"}`` (:func:`seed_interval`)."""
+    """Per (model, data): validation J-mean, the baseline's J, the fusion taps' static and dynamic units and the
+    CPU time over the seeds, each ``{"mean", "interval", "values"}`` (:func:`seed_interval`)."""
     def stat(values: list[float]) -> dict[str, Any]:
         mean, half = seed_interval(values)
         return {"mean": mean, "interval": half, "values": values}
 
+    keys = ("j_mean", "baseline_j_mean", "fusion_static", "fusion_dynamic", "fusion_joint", "fusion_units",
+            "cpu_seconds")
     rows = []
     for model in dict.fromkeys(r["model"] for r in runs):
         for data in dict.fromkeys(r["data"] for r in runs if r["model"] == model):
             per_seed = [r for r in runs if r["model"] == model and r["data"] == data]
             rows.append({"model": model, "data": data, "seeds": [r["seed"] for r in per_seed],
-                         "j_mean": stat([r["j_mean"] for r in per_seed]),
-                         "baseline_j_mean": stat([r["baseline_j_mean"] for r in per_seed]),
-                         "cpu_seconds": stat([r["cpu_seconds"] for r in per_seed])})
+                         **{key: stat([r[key] for r in per_seed]) for key in keys}})
     return rows
 
 
@@ -730,10 +739,13 @@ def vos_table(rows: list[dict[str, Any]]) -> str:
     n = len(rows[0]["seeds"])
     seeds = (f"mean ± 95% interval over {n} training seeds (1.96·std/√n, population std)" if n > 1
              else "one training seed")
-    lines = [f"validation J-mean (%), {seeds}; baseline: one fixed centred blob for every frame", "",
-             "| model | data | J-mean | baseline J-mean | CPU time per training (s) |", "|---|---|---:|---:|---:|"]
+    lines = [f"validation J-mean (%), {seeds}; baseline: one fixed centred blob for every frame; units of the "
+             "fusion taps (fusion.*, summed) at the last epoch, λ = 0.5", "",
+             "| model | data | J-mean | baseline J-mean | fusion static units | fusion dynamic units | fusion units "
+             "| CPU time per training (s) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['data']} | {_pm(r['j_mean'], 100)} | {_pm(r['baseline_j_mean'], 100)} "
+                     f"| {_pm(r['fusion_static'])} | {_pm(r['fusion_dynamic'])} | {r['fusion_units']['mean']:.0f} "
                      f"| {_pm(r['cpu_seconds'], 1, 0)} |")
     return "\n".join(lines)
 
@@ -774,7 +786,8 @@ def vos_experiment(
         num_frames: frames per synthetic video.
         size: frame side in pixels.
         batch_size: frames per batch.
-        bias_every: track the bias every n epochs (0: off; analyze.py measures the checkpoints afterwards).
+        bias_every: also track the bias every n epochs (0: at the last epoch only, whose fusion units the
+            table reports).
         num_pairs: pairs the bias tracking measures.
         threads: torch CPU threads (default: torch's choice; 1 uses a shared CPU best).
         num_workers: data loader workers.
@@ -806,7 +819,8 @@ def vos_experiment(
             for seed in seed_list:
                 name = f"{model}-vos-{data_name}{seed_suffix(seed, seed_list)}"
                 config = vos_config(model, data_name, name=name, seed=seed, batch_size=batch_size,
-                                    bias_every=bias_every, num_pairs=num_pairs, out=str(out_dir),
+                                    bias_every=bias_every or schedule["epochs"], num_pairs=num_pairs,
+                                    out=str(out_dir),
                                     num_workers=num_workers, accelerator=accelerator, wandb=wandb,
                                     wandb_group=f"vos-{model}-{data_name}", **schedule, **videos)
                 start = time.process_time()
@@ -816,7 +830,7 @@ def vos_experiment(
                              "j_mean": summary["metrics"]["val/j_mean"], "iou": summary["metrics"].get("val/iou"),
                              "best_j_mean": summary["best_score"],
                              "baseline_j_mean": vos_baseline(model, data_name, seed, **videos),
-                             "cpu_seconds": cpu_seconds,
+                             **fusion_units(summary["bias"]), "cpu_seconds": cpu_seconds,
                              "best_checkpoint": summary["best_checkpoint"],
                              "last_checkpoint": summary["last_checkpoint"]})
     rows = vos_rows(runs)
@@ -826,7 +840,8 @@ def vos_experiment(
         writer.writeheader()
         writer.writerows(runs)
     flat = [{"model": r["model"], "data": r["data"], "num_seeds": len(r["seeds"]),
-             **{f"{key}{suffix}": r[key][field] for key in ("j_mean", "baseline_j_mean", "cpu_seconds")
+             **{f"{key}{suffix}": r[key][field] for key in ("j_mean", "baseline_j_mean", "fusion_static",
+                                                            "fusion_dynamic", "fusion_units", "cpu_seconds")
                 for suffix, field in (("", "mean"), ("_interval", "interval"))}} for r in rows]
     with open(out_dir / "vos_table.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(flat[0]))
@@ -892,6 +907,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 __all__ = ["DEBIASED_SPLIT", "DROPOUT_ARMS", "EXPERIMENTS", "VOS_SCHEDULES", "action_config", "as_list",
            "default_experiment", "dropout_callback", "dropout_rows", "dropout_table", "evaluate_checkpoint",
-           "experiment_parser", "main", "plot_dropout", "plot_shuffle", "relative_drop", "seed_interval",
-           "seed_summary", "seed_table", "shuffle_experiment", "shuffle_rows", "shuffle_table",
+           "experiment_parser", "fusion_units", "main", "plot_dropout", "plot_shuffle", "relative_drop",
+           "seed_interval", "seed_summary", "seed_table", "shuffle_experiment", "shuffle_rows", "shuffle_table",
            "staticdropout_experiment", "vos_baseline", "vos_config", "vos_experiment", "vos_rows", "vos_table"]
