@@ -77,6 +77,7 @@ code = 0
 try:
     if argv[0] == "-m":  # python -m package.module ...
         sys.argv = argv[1:]
+        sys.modules.pop(argv[1], None)  # imported above to be shared; python -m finds it not yet imported
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     else:  # python script.py ...
         sys.argv = argv

@@ -138,7 +138,7 @@ def test_vos_config_builds_vos_module(tmp_path):
     cli = BuildOnly(args=["fit", "--config", str(ROOT / "configs" / "rtnet_diffuse.yaml"), "--out", str(tmp_path)])
     assert isinstance(cli.model, VOSModule) and isinstance(cli.datamodule, VOSDataModule)
     assert cli.model.hparams.model_name == "rtnet" and cli.datamodule.spec == "synthetic-vos:diffuse"
-    assert cli.trainer.checkpoint_callback.monitor == "val/iou"
+    assert cli.trainer.checkpoint_callback.monitor == "val/j_mean"
 
 
 # -- usage errors: one line on stderr, exit code 2, nothing written ----------------------------------------------
@@ -190,16 +190,14 @@ def test_usage_error_through_the_command_line(case, tmp_path):
 
 
 def test_neighbouring_usage_errors(tmp_path, capsys):
-    """In process: `last` with no run yet, random bytes as a checkpoint, `test` without a test step or set,
+    """In process: `last` with no run yet, random bytes as a checkpoint, `test` without a test set,
     a module refusing its arguments, a data folder without videos (found before the run writes anything)."""
     (tmp_path / "random.ckpt").write_bytes(os.urandom(2048))
     (tmp_path / "empty").mkdir()
-    vos = ["test", "--config", str(ROOT / "configs" / "rtnet_centred.yaml"), "--out", str(tmp_path / "runs")]
     folder = tiny_args(tmp_path / "runs", subcommand="test") + ["--data.data", str(tmp_path)]
     for args, fragment in ((tiny_args(tmp_path / "runs") + ["--ckpt_path", "last"], "has no last.ckpt yet"),
                            (tiny_args(tmp_path / "runs") + ["--ckpt_path", str(tmp_path / "random.ckpt")],
                             "cannot read"),
-                           (vos, "VOSModule has no test step"),
                            (folder, "--data.test_data FOLDER"),
                            (tiny_args(tmp_path / "runs") + ["--model.optimizer", "adam"],
                             "optimizer must be one of ('sgd', 'adamw'), got 'adam'"),

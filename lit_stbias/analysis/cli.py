@@ -103,6 +103,19 @@ def parse_names(value: Union[str, Sequence[str], None]) -> list[str] | None:
     return [x for x in names if x] or None
 
 
+def check_preset(model: str | None, preset: str | None) -> None:
+    """A ``--preset`` is a size of a zoo model: checked against the model's presets before anything is built."""
+    from lit_stbias.analysis.loading import is_user_model
+    from lit_stbias.models import resolve
+
+    if preset is None or model is None:
+        return
+    if is_user_model(model):
+        raise UsageError(f"--preset {preset}: presets are sizes of zoo models (tiny, full, ...); the user model "
+                         f"{model} takes its clip from --num-frames and --size instead.")
+    resolve(model, preset)  # an unknown model or preset is a ValueError listing the choices
+
+
 def parse_devices(value: Union[str, int]) -> Union[str, int, list[int]]:
     """``auto``, a count (``2``; ``-1`` for all) or a list of device indices (``0,1``)."""
     text = str(value).strip()
@@ -287,6 +300,7 @@ def run_measure(argv: list[str]) -> int:
         raise UsageError(f"--num-pairs must be at least 2 (per factor), got {args.num_pairs}.")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}.")
+    check_preset(args.model, args.preset)
     check_output_folder(args.out)
     fabric = _fabric(args)
 
