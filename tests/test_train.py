@@ -86,6 +86,8 @@ def test_every_config_parses(config, capsys):
     elif command == "shuffle-experiment":
         assert printed["tasks"] == "appearance,mixed,motion" and printed["models"] == "slow,fast"
         assert printed["seeds"] == "0,1,2"
+    elif command == "vos-experiment":
+        assert printed["models"] == "fusionseg,matnet,rtnet" and printed["seeds"] == "0,1,2"
     else:
         assert printed["tap"] == "stage5" and printed["seeds"] == "0,1,2" and printed["epochs"] >= 1
 
