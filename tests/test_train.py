@@ -210,6 +210,22 @@ def test_neighbouring_usage_errors(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_experiment_threads_are_pinned_and_checked(tmp_path, capsys, monkeypatch):
+    """--threads pins torch's CPU threads (a training's numbers depend on them); below 1 is a usage error."""
+    from lit_stbias.lightning.experiments import set_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", ""))  # restored afterwards
+    before = torch.get_num_threads()
+    try:
+        set_threads(1)
+        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)
+    assert main(["shuffle-experiment", "--threads", "0", "--out", str(tmp_path / "shuffle")]) == 2
+    assert "--threads 0" in capsys.readouterr().err
+    assert not (tmp_path / "shuffle").exists()
+
+
 def test_shuffle_experiment_bad_seeds_is_a_usage_error(tmp_path, capsys):
     assert main(["shuffle-experiment", "--seeds", "0,x", "--out", str(tmp_path / "shuffle")]) == 2
     assert "--seeds 0,x" in capsys.readouterr().err

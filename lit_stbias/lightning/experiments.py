@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,20 @@ def seed_interval(values: Sequence[float]) -> tuple[float, float]:
     if x.size == 0:
         raise ValueError("seed_interval needs at least one value.")
     return float(x.mean()), float(1.96 * x.std(ddof=0) / math.sqrt(x.size))
+
+
+def set_threads(threads: Optional[int]) -> None:
+    """Pin torch's CPU threads: a training's numbers depend on the thread count (the order of its parallel
+    reductions), so an experiment run with the same ``--threads`` gives the same numbers on any machine with
+    the same CPU, however many cores it has. ``None`` keeps torch's choice."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UsageError(f"--threads {threads}: give a number of CPU threads >= 1.")
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # what Lightning's process launchers then keep
 
 
 def as_list(value: Union[str, int, Sequence], cast: Callable[[str], Any], option: str) -> list:
@@ -140,10 +155,10 @@ def seed_suffix(seed: int, seeds: Sequence[int]) -> str:
 def default_experiment(
     models: Union[str, list[str]] = "fast,slow",
     seeds: Union[str, int, list[int]] = "0",
-    epochs: int = 10,
+    epochs: int = 8,
     frames: int = 16,
     size: int = 48,
-    num_videos: int = 2000,
+    num_videos: int = 1000,
     val_videos: int = 256,
     batch_size: int = 16,
     lr: float = 3e-3,
@@ -151,6 +166,7 @@ def default_experiment(
     bias_every: int = 1,
     num_pairs: int = 64,
     num_workers: int = 0,
+    threads: Optional[int] = None,
     accelerator: str = "auto",
     wandb: bool = True,
     out: str = "runs",
@@ -172,11 +188,13 @@ def default_experiment(
         bias_every: track the bias every n epochs (0: off).
         num_pairs: held-out pairs the bias is measured on.
         num_workers: data loader workers.
+        threads: torch CPU threads (default: torch's choice); the numbers depend on it (see set_threads).
         accelerator: Lightning accelerator (auto, cpu, gpu).
         wandb: also log to W&B (offline unless WANDB_MODE says otherwise); the seeds of a model share a group.
         out: root folder of the runs.
     """
     model_names = as_list(models, str, "models")
+    set_threads(threads)
     seed_list = as_list(seeds, int, "seeds")
     schedule = dict(epochs=epochs, frames=frames, size=size, num_videos=num_videos, val_videos=val_videos,
                     batch_size=batch_size, lr=lr, num_classes=num_classes, bias_every=bias_every,
@@ -343,6 +361,7 @@ def shuffle_experiment(
     num_classes: int = 2,
     bias_every: int = 0,
     num_workers: int = 0,
+    threads: Optional[int] = None,
     accelerator: str = "auto",
     wandb: bool = False,
     out: str = "runs/shuffle",
@@ -367,6 +386,7 @@ def shuffle_experiment(
         num_classes: classes of every task (2: motion = right vs left, which shuffled frames cannot tell apart).
         bias_every: track the bias every n epochs (0: off).
         num_workers: data loader workers.
+        threads: torch CPU threads (default: torch's choice); the numbers depend on it (see set_threads).
         accelerator: Lightning accelerator (auto, cpu, gpu).
         wandb: also log to W&B (offline unless WANDB_MODE says otherwise).
         out: folder of the runs, the tables and the chart.
@@ -377,6 +397,7 @@ def shuffle_experiment(
         raise UsageError(f"--tasks {','.join(unknown)}: unknown synthetic task; choose from "
                          f"{', '.join(SYNTHETIC_TASKS)}.")
     model_names = as_list(models, str, "models")
+    set_threads(threads)
     seed_list = as_list(seeds, int, "seeds")
     out_dir = Path(out)
     schedule = dict(epochs=epochs, frames=frames, size=size, num_videos=num_videos, val_videos=val_videos,
@@ -548,6 +569,7 @@ def staticdropout_experiment(
     num_pairs: int = 64,
     bias_every: int = 0,
     num_workers: int = 0,
+    threads: Optional[int] = None,
     accelerator: str = "auto",
     wandb: bool = False,
     out: str = "runs/staticdropout",
@@ -584,11 +606,13 @@ def staticdropout_experiment(
         bias_every: the BiasMonitor also logs the tap's bias every n epochs (0: at the last epoch only, which
             the table reports; StaticDropout's estimates are made whatever this is).
         num_workers: data loader workers.
+        threads: torch CPU threads (default: torch's choice); the numbers depend on it (see set_threads).
         accelerator: Lightning accelerator (auto, cpu, gpu).
         wandb: also log to W&B (offline unless WANDB_MODE says otherwise).
         out: folder of the runs, the tables and the chart.
     """
     model_names = as_list(models, str, "models")
+    set_threads(threads)
     seed_list = as_list(seeds, int, "seeds")
     if not 0 <= p < 1:
         raise UsageError(f"--p {p}: the drop probability must be in [0, 1).")
@@ -789,7 +813,7 @@ def vos_experiment(
         bias_every: also track the bias every n epochs (0: at the last epoch only, whose fusion units the
             table reports).
         num_pairs: pairs the bias tracking measures.
-        threads: torch CPU threads (default: torch's choice; 1 uses a shared CPU best).
+        threads: torch CPU threads (default: torch's choice); the numbers depend on it (see set_threads).
         num_workers: data loader workers.
         accelerator: Lightning accelerator (auto, cpu, gpu).
         wandb: also log to W&B (offline unless WANDB_MODE says otherwise).
@@ -805,10 +829,7 @@ def vos_experiment(
         raise UsageError(f"--data {','.join(unknown)}: unknown synthetic VOS placement; choose from "
                          f"{', '.join(VOS_PLACEMENTS)}.")
     seed_list = as_list(seeds, int, "seeds")
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     out_dir = Path(out)
     videos = dict(num_videos=num_videos, val_videos=val_videos, num_frames=num_frames, size=size)
     runs = []
@@ -908,5 +929,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 __all__ = ["DEBIASED_SPLIT", "DROPOUT_ARMS", "EXPERIMENTS", "VOS_SCHEDULES", "action_config", "as_list",
            "default_experiment", "dropout_callback", "dropout_rows", "dropout_table", "evaluate_checkpoint",
            "experiment_parser", "fusion_units", "main", "plot_dropout", "plot_shuffle", "relative_drop",
-           "seed_interval", "seed_summary", "seed_table", "shuffle_experiment", "shuffle_rows", "shuffle_table",
-           "staticdropout_experiment", "vos_baseline", "vos_config", "vos_experiment", "vos_rows", "vos_table"]
+           "seed_interval", "seed_summary", "seed_table", "set_threads", "shuffle_experiment", "shuffle_rows",
+           "shuffle_table", "staticdropout_experiment", "vos_baseline", "vos_config", "vos_experiment", "vos_rows",
+           "vos_table"]
