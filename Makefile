@@ -32,7 +32,7 @@ experiments-action: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) analyze.py ablate --ckpt runs/fast-synthetic-motion-seed0/checkpoints/last.ckpt --layers stage5 --data synthetic:motion --out runs/ablation/fast-motion
 	$(PY) train.py shuffle-experiment --config configs/shuffle_experiment.yaml --tasks motion --threads 1
 	OMP_NUM_THREADS=1 $(PY) train.py fit --config configs/fast_appearance.yaml --data.num_videos 1000 --trainer.max_epochs 8 --data.num_workers 0 --seed_everything 0 --out runs --name fast-appearance --overwrite true
-	OMP_NUM_THREADS=1 $(PY) analyze.py ablate --ckpt runs/fast-appearance/checkpoints/last.ckpt --layers stage5 --data synthetic:appearance --out runs/ablation/fast-appearance
+	OMP_NUM_THREADS=1 $(PY) analyze.py ablate --ckpt runs/fast-appearance/checkpoints/last.ckpt --layers stage5 --data synthetic:appearance --threshold 0.99 --out runs/ablation/fast-appearance
 
 experiments-training: $(STAMP)
 	$(PY) train.py staticdropout-experiment --config configs/staticdropout_experiment.yaml --threads 1
