@@ -166,6 +166,14 @@ def _clip_option_type(field: dataclasses.Field) -> Any:
     return hints[field.name]
 
 
+def add_clip_options(p: ArgumentParser) -> None:
+    """One option per :class:`ClipSettings` field, defaulting to the checkpoint's (else the input spec's)."""
+    clips = p.add_argument_group("clips (default: the checkpoint's, else the model's input spec)")
+    for item in dataclasses.fields(ClipSettings):
+        clips.add_argument(f"--{item.name.replace('_', '-')}", type=_clip_option_type(item), default=None,
+                           help=item.metadata.get("help", ""))
+
+
 def measure_parser() -> ArgumentParser:
     p = _parser(PROG, USAGE)
     model = p.add_argument_group("model")
@@ -197,10 +205,7 @@ def measure_parser() -> ArgumentParser:
     data.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass")
     data.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
 
-    clips = p.add_argument_group("clips (default: the checkpoint's, else the model's input spec)")
-    for item in dataclasses.fields(ClipSettings):
-        clips.add_argument(f"--{item.name.replace('_', '-')}", type=_clip_option_type(item), default=None,
-                           help=item.metadata.get("help", ""))
+    add_clip_options(p)
 
     probe = p.add_argument_group("probe")
     probe.add_argument("--layers", type=Union[List[str], str, None], default=None,
@@ -455,10 +460,7 @@ def ablate_parser() -> ArgumentParser:
     data.add_argument("--batch-size", type=int, default=8, help="pairs (and evaluation clips) per forward pass")
     data.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
 
-    clips = p.add_argument_group("clips (default: the checkpoint's, else the model's input spec)")
-    for item in dataclasses.fields(ClipSettings):
-        clips.add_argument(f"--{item.name.replace('_', '-')}", type=_clip_option_type(item), default=None,
-                           help=item.metadata.get("help", ""))
+    add_clip_options(p)
 
     probe = p.add_argument_group("units")
     probe.add_argument("--layers", type=Union[List[str], str, None], default=None,
